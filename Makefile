@@ -1,0 +1,33 @@
+# Set-up is part of every target: a fresh machine needs only python3 (>= 3.10) and make.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check lint types clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: this takes the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## The main job: until the offline demo exists, recommend for every shipped example.
+demo: $(STAMP)
+	@for f in examples/*.yaml; do echo "== $$f"; $(VENV)/bin/finetune-advisor recommend --answers $$f || exit $$?; done
+
+## The tests.
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check advisor runner knowledge tests
+
+types: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint types test
+
+clean:
+	rm -rf $(VENV) build *.egg-info

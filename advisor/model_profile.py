@@ -1,0 +1,248 @@
+"""Model shapes from config.json (local folder, hub cache, shipped catalog, or the hub), no weights loaded."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+from knowledge.loader import Architecture, load_architectures, load_model_catalog
+
+__all__ = ["ModelProfile", "profile_model", "profile_from_config", "profile_from_params"]
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$|^[A-Za-z0-9][\w.\-]*$")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    name: str
+    source: str
+    """folder | hub-cache | catalog | hub | params_b (shape assumed from the parameter count)."""
+    model_type: str | None
+    architecture: Architecture
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    ffn_size: int
+    vocab_size: int
+    tied_embeddings: bool
+    max_positions: int | None
+    num_experts: int = 1
+    experts_per_token: int = 1
+    notes: list[str] = field(default_factory=list)
+
+    # ---- shapes
+    @property
+    def q_dim(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def kv_dim(self) -> int:
+        """Width of the keys (or values) of one layer: KV heads x head dim."""
+        return self.num_kv_heads * self.head_dim
+
+    def module_shape(self, shape: str) -> tuple[int, int]:
+        """(in_features, out_features) of one linear module kind."""
+        h, f = self.hidden_size, self.ffn_size
+        return {
+            "q": (h, self.q_dim), "k": (h, self.kv_dim), "v": (h, self.kv_dim), "o": (self.q_dim, h),
+            "qkv": (h, self.q_dim + 2 * self.kv_dim), "gate": (h, f), "up": (h, f), "gate_up": (h, 2 * f),
+            "down": (f, h),
+        }[shape]
+
+    def linear_modules(self) -> list[tuple[str, str, int, int]]:
+        """(name, shape kind, in, out) of every linear module of one block (MLP ones once per expert)."""
+        out = []
+        for m in self.architecture.modules:
+            fin, fout = self.module_shape(m.shape)
+            repeat = self.num_experts if m.shape in ("gate", "up", "gate_up", "down") else 1
+            out.extend([(m.name, m.shape, fin, fout)] * repeat)
+        return out
+
+    # ---- parameter counts
+    @property
+    def block_linear_params(self) -> int:
+        """Weights of the linear layers of one block (quantizable); biases excluded."""
+        return sum(fin * fout for _, _, fin, fout in self.linear_modules())
+
+    @property
+    def block_other_params(self) -> int:
+        """Norm weights and biases of one block (kept in 16-bit even when the linears are quantized)."""
+        norms = 2 * self.hidden_size * (2 if self.architecture.norm == "layer" else 1)
+        biases = sum(fout for _, _, _, fout in self.linear_modules()) if self.architecture.bias else 0
+        return norms + biases
+
+    @property
+    def embedding_params(self) -> int:
+        """Input embeddings (+ learned positions) + the output head when untied + the final norm."""
+        emb = self.vocab_size * self.hidden_size
+        if self.architecture.learned_positions and self.max_positions:
+            emb += self.max_positions * self.hidden_size
+        head = 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
+        return emb + head + self.hidden_size * (2 if self.architecture.norm == "layer" else 1)
+
+    @property
+    def total_params(self) -> int:
+        return self.num_layers * (self.block_linear_params + self.block_other_params) + self.embedding_params
+
+    @property
+    def params_b(self) -> float:
+        return self.total_params / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": self.source, "model_type": self.model_type,
+            "family": self.architecture.family, "params": self.total_params, "params_b": round(self.params_b, 3),
+            "hidden_size": self.hidden_size, "num_layers": self.num_layers, "num_heads": self.num_heads,
+            "num_kv_heads": self.num_kv_heads, "head_dim": self.head_dim, "ffn_size": self.ffn_size,
+            "vocab_size": self.vocab_size, "tied_embeddings": self.tied_embeddings,
+            "max_positions": self.max_positions, "num_experts": self.num_experts,
+            "experts_per_token": self.experts_per_token, "notes": list(self.notes),
+        }
+
+
+def _first(config: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if config.get(key) is not None:
+            return config[key]
+    return None
+
+
+def profile_from_config(config: dict[str, Any], *, name: str, source: str) -> ModelProfile:
+    """A profile from a config.json dict. Raises InputError naming the missing key."""
+    if isinstance(config.get("text_config"), dict):  # multimodal wrappers: the language model's config
+        config = {**config["text_config"], "model_type": config["text_config"].get("model_type")}
+    model_type = config.get("model_type")
+    arch, known = load_architectures().for_model_type(model_type)
+    notes = [] if known else [f"model_type {model_type!r} is not in knowledge/architectures.yaml; "
+                              f"profiled as the {arch.family} family"]
+    hidden = _first(config, "hidden_size", "n_embd", "d_model")
+    layers = _first(config, "num_hidden_layers", "n_layer", "num_layers")
+    heads = _first(config, "num_attention_heads", "n_head", "num_heads")
+    vocab = config.get("vocab_size")
+    for key, value in (("hidden_size", hidden), ("num_hidden_layers", layers), ("num_attention_heads", heads),
+                       ("vocab_size", vocab)):
+        if not isinstance(value, int) or value <= 0:
+            raise InputError(f"config.json has no usable {key}", file=name,
+                             hint="is this a decoder language model? set model.params_b to estimate anyway")
+    assert isinstance(hidden, int) and isinstance(layers, int) and isinstance(heads, int) and isinstance(vocab, int)
+    kv = _first(config, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+    if kv is None and config.get("multi_query"):
+        kv = 1
+    head_dim = config.get("head_dim") or hidden // heads
+    ffn = _first(config, "intermediate_size", "n_inner", "ffn_dim") or 4 * hidden
+    tied = config.get("tie_word_embeddings")
+    if tied is None:  # transformers' PretrainedConfig default
+        tied = True
+    experts = _first(config, "num_local_experts", "num_experts", "n_routed_experts") or 1
+    per_token = _first(config, "num_experts_per_tok", "moe_topk") or 1
+    if experts > 1:
+        ffn = _first(config, "moe_intermediate_size", "intermediate_size") or ffn
+        notes.append(f"mixture of experts: {experts} experts, {per_token} active per token")
+    return ModelProfile(
+        name=name, source=source, model_type=model_type, architecture=arch, hidden_size=hidden,
+        num_layers=layers, num_heads=heads, num_kv_heads=int(kv or heads), head_dim=int(head_dim),
+        ffn_size=int(ffn), vocab_size=vocab, tied_embeddings=bool(tied),
+        max_positions=_first(config, "max_position_embeddings", "n_positions", "max_sequence_length"),
+        num_experts=int(experts), experts_per_token=int(per_token), notes=notes,
+    )
+
+
+def profile_from_params(params_b: float, name: str) -> ModelProfile:
+    """A profile for a model known only by its size: the nearest catalog model's shape, layers scaled."""
+    catalog = load_model_catalog()
+    profiles = {cfg["_name_or_path"]: profile_from_config(cfg, name=cfg["_name_or_path"], source="catalog")
+                for cfg in catalog.values()}
+    ref_name, ref = min(profiles.items(),
+                        key=lambda kv: abs(math.log(kv[1].params_b / params_b)))
+    per_layer = ref.block_linear_params + ref.block_other_params
+    layers = max(1, round((params_b * 1e9 - ref.embedding_params) / per_layer))
+    note = (f"shape assumed: {ref_name}'s ({ref.params_b:.2f}B) with {layers} layers to make "
+            f"{params_b:g}B parameters; give a model folder or hub id for exact shapes")
+    return replace(ref, name=name, source="params_b", num_layers=layers, notes=[note])
+
+
+def _hf_cache_config(repo_id: str) -> Path | None:
+    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")), "hub")
+    snapshots = Path(home) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return found[0] if found else None
+
+
+def _read_config(path: Path, name: str) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"config.json cannot be read: {exc}", file=str(path)) from None
+    if not isinstance(config, dict):
+        raise InputError("config.json must hold a JSON object", file=str(path))
+    return config
+
+
+def _hub_config(repo_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """config.json from the hub, or (None, why not)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return None, "HF_HUB_OFFLINE is set"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = re.sub(r"^\w+://", "", endpoint).split("/")[0]
+    try:  # one quick look first: huggingface_hub itself retries for about 20 s when offline
+        socket.create_connection((host.split(":")[0], int(host.split(":")[1]) if ":" in host else 443),
+                                 timeout=2).close()
+    except OSError as exc:
+        return None, f"the hub ({host}) cannot be reached: {exc.strerror or exc}"
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        return None, "huggingface_hub is not installed"
+    try:
+        path = hf_hub_download(repo_id, "config.json", etag_timeout=5)
+    except Exception as exc:  # network errors, missing repos, gated repos: all mean "not from the hub"
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"
+    return _read_config(Path(path), repo_id), None
+
+
+def profile_model(name_or_path: str, params_b: float | None = None, *, allow_network: bool = True) -> ModelProfile:
+    """Shapes for a model: local folder, then hub cache, shipped catalog, hub, and `params_b` as fallback."""
+    path = Path(os.path.expanduser(name_or_path))
+    looks_local = name_or_path.startswith((".", "/", "~")) or path.exists()
+    if looks_local:
+        if not path.is_dir():
+            raise InputError("no such model folder", file=name_or_path,
+                             hint="give a folder with config.json, or a hub id such as Qwen/Qwen2.5-7B-Instruct")
+        if not (path / "config.json").is_file():
+            raise InputError("the folder has no config.json", file=name_or_path,
+                             hint="point to the folder a model was saved in with save_pretrained")
+        return profile_from_config(_read_config(path / "config.json", name_or_path), name=name_or_path,
+                                   source="folder")
+    if not HUB_ID.match(name_or_path):
+        raise InputError(f"{name_or_path!r} is neither a folder nor a hub id", key="model.name_or_path",
+                         hint="a hub id looks like org/name; a folder must exist")
+    cached = _hf_cache_config(name_or_path)
+    if cached is not None:
+        return profile_from_config(_read_config(cached, name_or_path), name=name_or_path, source="hub-cache")
+    catalog = load_model_catalog()
+    if name_or_path.lower() in catalog:
+        return profile_from_config(catalog[name_or_path.lower()], name=name_or_path, source="catalog")
+    why = "network use not allowed"
+    if allow_network:
+        config, why_not = _hub_config(name_or_path)
+        if config is not None:
+            return profile_from_config(config, name=name_or_path, source="hub")
+        why = why_not or why
+    if params_b is not None:
+        profile = profile_from_params(params_b, name_or_path)
+        return replace(profile, notes=[f"config.json of {name_or_path} could not be fetched ({why})",
+                                       *profile.notes])
+    raise InputError(f"cannot read the config of {name_or_path!r} ({why})", key="model.name_or_path",
+                     hint="download the model to a folder and give its path, or set model.params_b")

@@ -1,0 +1,1 @@
+"""Training and evaluation (heavy imports of torch, transformers and peft happen lazily, inside runner only)."""
