@@ -58,13 +58,16 @@ class ModelProfile:
             "down": (f, h),
         }[shape]
 
+    def unique_modules(self) -> list[tuple[str, str, int, int]]:
+        """(name, shape kind, in, out) of each linear module kind of one block (one expert's MLP)."""
+        return [(m.name, m.shape, *self.module_shape(m.shape)) for m in self.architecture.modules]
+
     def linear_modules(self) -> list[tuple[str, str, int, int]]:
         """(name, shape kind, in, out) of every linear module of one block (MLP ones once per expert)."""
         out = []
-        for m in self.architecture.modules:
-            fin, fout = self.module_shape(m.shape)
-            repeat = self.num_experts if m.shape in ("gate", "up", "gate_up", "down") else 1
-            out.extend([(m.name, m.shape, fin, fout)] * repeat)
+        for name, kind, fin, fout in self.unique_modules():
+            repeat = self.num_experts if kind in ("gate", "up", "gate_up", "down") else 1
+            out.extend([(name, kind, fin, fout)] * repeat)
         return out
 
     # ---- parameter counts

@@ -1,0 +1,369 @@
+"""Peak training memory and training time for one configuration, from the model's shapes.
+
+Memory is the sum of what is alive at the peak of a training step (GB = 1e9 bytes):
+
+    weights            base weights at their storage bits; under 4/8-bit, embeddings, head, norms and
+                       biases stay unquantized (fp32 after prepare_model_for_kbit_training)
+    trainable          the trained parameters (fp32 for adapters; the base dtype for full and freeze)
+    optimizer          optimizer states per trainable parameter (AdamW: 2 states)
+    max(A, G)          A: activations saved for backward + the loss-time logits (+ the head's gradient)
+                       G: the gradients + the optimizer step's temporaries (activations are gone by then)
+    overhead           CUDA context + caching-allocator slack on the activations (zero context on the CPU)
+
+Activations are counted per token and block from the tensors autograd keeps (see _block_activation_bytes),
+after Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models"), adapted to
+HF's Llama-style blocks: RMSNorm upcasts to fp32, SDPA keeps q, k, v and the output (k and v expanded to
+all heads when a padding mask is present), gated MLPs keep the gate, the activation and the up projection.
+
+Time: tokens x FLOPs per token / (peak FLOP/s x utilisation), with a per-method slow-down factor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from advisor.errors import InputError
+from advisor.model_profile import ModelProfile
+from knowledge.loader import RUNNABLE_METHODS, load_estimator_constants, load_methods
+
+__all__ = ["EstimateConfig", "MemoryEstimate", "TimeEstimate", "default_bits", "estimate_memory",
+           "estimate_time", "lora_target_modules", "trainable_params", "OPTIMIZERS"]
+
+GB = 1e9
+#: Optimizer state bytes per trainable parameter, as a function of the parameter's own bytes.
+OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
+LORA_METHODS = ("lora", "dora", "qlora")
+PREFIX_METHODS = ("prefix", "p_tuning_v2")
+INPUT_PROMPT_METHODS = ("prompt_tuning", "p_tuning")
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    method: str
+    batch_size: int = 1
+    seq_len: int = 1024
+    gradient_checkpointing: bool = False
+    bits: int | None = None
+    """Storage bits of the base weights; None: 4 for QLoRA, else 16 on a GPU and 32 on the CPU."""
+    double_quant: bool = True
+    optimizer: str = "adamw"
+    lora_rank: int = 16
+    lora_targets: str = "all-linear"
+    lora_dropout: float = 0.0
+    num_virtual_tokens: int = 20
+    encoder_hidden_size: int | None = None
+    freeze_trainable_layers: int = 2
+    device: str = "cuda"
+    """cuda | mps | cpu"""
+
+
+@dataclass
+class MemoryEstimate:
+    estimated_gb: float
+    breakdown: dict[str, float]
+    """weights, trainable_and_optimizer, activations, overhead (GB); they add up to estimated_gb."""
+    detail: dict[str, float]
+    trainable_params: int
+    total_params: int
+    assumptions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimated_gb": self.estimated_gb, "breakdown": self.breakdown, "detail": self.detail,
+                "trainable_params": self.trainable_params, "total_params": self.total_params,
+                "trainable_percent": round(100 * self.trainable_params / self.total_params, 4),
+                "assumptions": self.assumptions}
+
+
+@dataclass
+class TimeEstimate:
+    estimated_hours: float
+    tokens: int
+    flops: float
+    flops_per_s: float
+    basis: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimated_hours": self.estimated_hours, "tokens": self.tokens, "flops": self.flops,
+                "effective_tflops": round(self.flops_per_s / 1e12, 3), "basis": self.basis}
+
+
+def default_bits(method: str, device: str) -> int:
+    if method == "qlora":
+        return 4
+    return 16 if device in ("cuda", "mps") else 32
+
+
+def _check(profile: ModelProfile, cfg: EstimateConfig) -> None:
+    if cfg.method not in RUNNABLE_METHODS:
+        raise InputError(f"unknown method {cfg.method!r}", key="method", hint=f"one of: {', '.join(RUNNABLE_METHODS)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise InputError(f"unknown optimizer {cfg.optimizer!r}", key="optimizer", hint=f"one of: {', '.join(OPTIMIZERS)}")
+    if cfg.bits not in (None, 4, 8, 16, 32):
+        raise InputError(f"bits must be 4, 8, 16 or 32, got {cfg.bits}", key="bits")
+    if cfg.device not in ("cuda", "mps", "cpu"):
+        raise InputError(f"unknown device {cfg.device!r}", key="device", hint="cuda, mps or cpu")
+    for key in ("batch_size", "seq_len", "lora_rank", "num_virtual_tokens", "freeze_trainable_layers"):
+        if getattr(cfg, key) < 1:
+            raise InputError(f"must be at least 1, got {getattr(cfg, key)}", key=key)
+    bad = load_methods()[cfg.method].incompatible_with("gradient_checkpointing")
+    if cfg.gradient_checkpointing and bad:
+        raise InputError(f"{cfg.method} cannot be trained with gradient checkpointing: {bad.why}",
+                         key="gradient_checkpointing", hint="leave it off, or choose LoRA/QLoRA")
+    bits = cfg.bits or default_bits(cfg.method, cfg.device)
+    if cfg.method == "qlora" and bits not in (4, 8):
+        raise InputError(f"QLoRA quantizes the base to 4 or 8 bits, not {bits}", key="bits")
+    if cfg.method in ("full", "freeze") and bits in (4, 8):
+        raise InputError(f"{cfg.method} fine-tuning cannot train quantized {bits}-bit weights", key="bits",
+                         hint="use qlora to train over a quantized base")
+    if cfg.method == "freeze" and cfg.freeze_trainable_layers > profile.num_layers:
+        raise InputError(f"the model has {profile.num_layers} blocks; cannot train the last "
+                         f"{cfg.freeze_trainable_layers}", key="freeze_trainable_layers")
+
+
+def lora_target_modules(profile: ModelProfile, targets: str) -> list[tuple[str, str, int, int]]:
+    """The linear modules of one block that LoRA adapts: (name, shape kind, in, out)."""
+    modules = profile.linear_modules()
+    if targets in ("all-linear", "all_linear", "all"):
+        return modules
+    wanted = [t.strip() for t in targets.split(",") if t.strip()]
+    names = sorted({m[0] for m in modules})
+    unknown = [t for t in wanted if t not in names and not any(n.endswith("." + t) for n in names)]
+    if unknown or not wanted:
+        raise InputError(f"no module named {', '.join(unknown) or '(none)'} in a {profile.architecture.family} block",
+                         key="lora_targets", hint=f"choose from {', '.join(names)}, or all-linear")
+    return [m for m in modules if m[0] in wanted or any(m[0].endswith("." + t) for t in wanted)]
+
+
+def _encoder_hidden(cfg: EstimateConfig, width: int) -> int:
+    if cfg.encoder_hidden_size:
+        return cfg.encoder_hidden_size
+    default = load_methods()[cfg.method].defaults.get("encoder_hidden_size")
+    return int(default) if default else width
+
+
+def trainable_params(profile: ModelProfile, cfg: EstimateConfig) -> int:
+    """Parameters the method trains, counted the way peft builds them."""
+    m, layers, n = cfg.method, profile.num_layers, cfg.num_virtual_tokens
+    if m == "full":
+        return profile.total_params
+    if m == "freeze":
+        return cfg.freeze_trainable_layers * (profile.block_linear_params + profile.block_other_params)
+    if m in LORA_METHODS:
+        per_block = sum(cfg.lora_rank * (fin + fout) + (fout if m == "dora" else 0)
+                        for _, _, fin, fout in lora_target_modules(profile, cfg.lora_targets))
+        return layers * per_block
+    if m in PREFIX_METHODS:
+        width = profile.kv_dim  # peft: head_dim x KV heads for grouped-query models
+        kv_all = layers * 2 * width
+        if m == "p_tuning_v2":  # PrefixTuningConfig(prefix_projection=False): one embedding per layer and K/V
+            return n * kv_all
+        e = _encoder_hidden(cfg, width)  # prefix_projection=True: Embedding -> Linear -> Tanh -> Linear
+        return n * width + (width * e + e) + (e * kv_all + kv_all)
+    h = profile.hidden_size
+    if m == "prompt_tuning":
+        return n * h
+    if m == "p_tuning":  # PromptEncoder, MLP: Linear(h,e) ReLU Linear(e,e) ReLU Linear(e,h)
+        e = _encoder_hidden(cfg, h)
+        return n * h + (h * e + e) + (e * e + e) + (e * h + h)
+    if m == "ia3":  # peft IA3: vectors on the K and V outputs and on the input of the feed-forward down projection
+        kinds = {k for _, k, _, _ in profile.linear_modules()}
+        attn = 2 * profile.kv_dim if {"k", "v"} <= kinds else profile.q_dim + 2 * profile.kv_dim
+        return layers * (attn + profile.ffn_size)
+    raise AssertionError(m)
+
+
+def _block_activation_bytes(profile: ModelProfile, cfg: EstimateConfig, trainable_weights: bool,
+                            compute_bytes: int) -> float:
+    """Bytes per token that one block keeps for backward (with no gradient checkpointing).
+
+    A frozen linear layer keeps nothing: the gradient of its input needs only the weight. A trainable
+    one keeps its input. A LoRA module keeps its own copy of its input when the adapter's dtype (fp32)
+    differs from the compute dtype (peft casts it), plus a dropout mask when dropout is on.
+    """
+    c, h, f = compute_bytes, profile.hidden_size, profile.ffn_size
+    q = profile.q_dim
+    experts = profile.experts_per_token
+    lora = {name for name, *_ in lora_target_modules(profile, cfg.lora_targets)} if cfg.method in LORA_METHODS else set()
+    lora_copy = c if c != 4 else 0  # fp32 base: no cast, LoRA shares the input tensor
+    total = 0.0
+    # Two norms. RMSNorm: an fp32 copy of the input is kept (pow and mul); LayerNorm: the input.
+    norm = 4 * h if profile.architecture.norm == "rms" else c * h
+    total += 2 * (norm + (c * h if trainable_weights and profile.architecture.norm == "rms" else 0))
+    # Attention core (SDPA): q, k, v (expanded to all heads) and the output.
+    total += 4 * c * q
+    shared_inputs: dict[str, float] = {}  # modules that read the same tensor share one saved copy
+    mlp_kinds = ("gate", "up", "gate_up", "down")
+    for name, kind, fin, _ in profile.unique_modules():
+        scale = experts if kind in mlp_kinds else 1
+        source = "attn_in" if kind in ("q", "k", "v", "qkv") else "mlp_in" if kind in ("gate", "up", "gate_up") \
+            else name
+        if trainable_weights:
+            shared_inputs[source] = c * fin * scale
+        if name in lora:
+            if cfg.lora_dropout > 0:
+                total += (c + 1) * fin * scale          # dropout output (as the adapter's input) + mask
+            elif lora_copy:
+                total += lora_copy * fin * scale         # the cast copy peft makes
+            else:
+                shared_inputs[source] = c * fin * scale  # fp32 everywhere: the input tensor itself
+            if cfg.method == "dora":
+                total += 2 * c * _module_out(profile, kind) * scale  # base output and LoRA output (magnitude)
+    total += sum(shared_inputs.values())
+    # MLP internals: gated keeps gate output, activation output and up output; plain keeps the pre-activation.
+    total += (3 if profile.architecture.mlp == "gated" else 1) * c * f * experts
+    if cfg.method == "ia3":
+        total += c * (2 * profile.kv_dim + f)  # the rescaled outputs and the scaled down-projection input
+    return total
+
+
+def _module_out(profile: ModelProfile, kind: str) -> int:
+    return profile.module_shape(kind)[1]
+
+
+def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimate:
+    """Peak memory of one training step; see the module docstring for the terms."""
+    _check(profile, cfg)
+    k = load_estimator_constants()
+    m = cfg.method
+    bits = cfg.bits or default_bits(m, cfg.device)
+    on_gpu = cfg.device in ("cuda", "mps")
+    c = 2 if bits <= 16 and on_gpu else 4          # compute dtype bytes: bf16/fp16 on a GPU, fp32 on the CPU
+    assumptions: list[str] = []
+    layers, v = profile.num_layers, profile.vocab_size
+    tokens = cfg.batch_size * (cfg.seq_len + (cfg.num_virtual_tokens if m in INPUT_PROMPT_METHODS else 0))
+
+    # ---- weights
+    quantizable = layers * profile.block_linear_params
+    other = profile.total_params - quantizable
+    if bits == 4:
+        per_param = 0.5 + (1 / k.nf4_block_size + 4 / (k.nf4_block_size * k.nf4_double_quant_block)
+                           if cfg.double_quant else 4 / k.nf4_block_size)
+        weights_q = quantizable * per_param
+        weights_o = other * 4
+        assumptions.append(f"4-bit NF4 {'with' if cfg.double_quant else 'without'} double quantization: "
+                           f"{per_param * 8:.3f} bits per block weight; embeddings, head, norms and biases in fp32 "
+                           "(prepare_model_for_kbit_training upcasts them)")
+    elif bits == 8:
+        weights_q = quantizable * 1.0
+        weights_o = other * 4
+        assumptions.append("8-bit LLM.int8 block weights; embeddings, head, norms and biases in fp32")
+    else:
+        weights_q, weights_o = quantizable * bits / 8, other * bits / 8
+    weights = weights_q + weights_o
+
+    # ---- trainable parameters, gradients, optimizer
+    n_train = trainable_params(profile, cfg)
+    if m in ("full", "freeze"):
+        p_bytes = bits / 8
+        trainable_bytes = 0.0  # the trained weights are part of the base weights above
+    else:
+        p_bytes = 4.0          # peft keeps adapter weights in fp32 (autocast_adapter_dtype)
+        trainable_bytes = n_train * p_bytes
+    grads = n_train * p_bytes
+    state_bytes = {"adamw": 2 * p_bytes, "paged_adamw_32bit": 8.0, "adamw_8bit": 2.0, "paged_adamw_8bit": 2.0,
+                   "sgd": 0.0}[cfg.optimizer]
+    optimizer = n_train * state_bytes
+    step_temp = n_train * p_bytes if cfg.optimizer in ("adamw", "paged_adamw_32bit") and cfg.device == "cuda" else 0
+    if cfg.optimizer.startswith("paged"):
+        assumptions.append("paged optimizer states are counted in full: paging only moves them to CPU RAM under pressure")
+
+    # ---- activations
+    trainable_weights = m == "full"
+    per_block = _block_activation_bytes(profile, cfg, trainable_weights, c)
+    if m == "freeze":  # blocks below the first trained one need no backward: they keep nothing
+        saving_layers = cfg.freeze_trainable_layers
+        per_block = _block_activation_bytes(profile, cfg, True, c)
+    else:
+        saving_layers = layers
+    if cfg.gradient_checkpointing:
+        # each block keeps only its input; one block's activations are recomputed at a time in backward
+        block_acts = tokens * (saving_layers * c * profile.hidden_size + per_block)
+        assumptions.append("gradient checkpointing: one block input kept per block, one block recomputed at a time")
+    else:
+        block_acts = tokens * saving_layers * per_block
+    final_norm = tokens * (4 * profile.hidden_size + (c * profile.hidden_size if trainable_weights else 0))
+    prefix_kv = 0.0
+    if m in PREFIX_METHODS:  # the prefix keys/values, and the attention reading them (per sequence)
+        prefix_kv = cfg.batch_size * cfg.num_virtual_tokens * layers * (2 * profile.kv_dim + 2 * profile.q_dim) * c
+    logits = tokens * v * k.logits_bytes_per_element
+    head_grad = v * profile.hidden_size * p_bytes if trainable_weights else 0.0
+    activations = block_acts + final_norm + prefix_kv + logits + head_grad
+    peak_dynamic = max(activations, grads + step_temp)
+
+    # ---- overhead
+    context = k.cuda_context_gb * GB if cfg.device == "cuda" else 0.0
+    slack = k.allocator_slack * activations if cfg.device == "cuda" else 0.0
+    overhead = context + slack
+    if cfg.device == "cpu":
+        assumptions.append("CPU: fp32 weights and compute; no CUDA context; the figure is RAM above the "
+                           "process's baseline after imports")
+    assumptions.append("SDPA attention without materialised scores; k and v expanded to all heads (padded batches)")
+    assumptions.append(f"logits at the loss: {k.logits_bytes_per_element:g} bytes per token and vocabulary entry "
+                       "(fp32 upcast, log-softmax output, its gradient)")
+
+    # gradients grow as activations are freed in backward: the larger of the two is the peak
+    dynamic_gb = peak_dynamic / GB
+    total = weights + trainable_bytes + optimizer + peak_dynamic + overhead
+    train_opt = trainable_bytes + optimizer + (peak_dynamic - activations)
+    breakdown = {
+        "weights": round(weights / GB, 3),
+        "trainable_and_optimizer": round(train_opt / GB, 3),
+        "activations": round(activations / GB, 3),
+        "overhead": round(overhead / GB, 3),
+    }
+    detail = {
+        "weights_quantized_or_blocks": round(weights_q / GB, 3), "weights_unquantized": round(weights_o / GB, 3),
+        "trainable_weights": round(trainable_bytes / GB, 3), "gradients": round(grads / GB, 3),
+        "optimizer_states": round(optimizer / GB, 3), "optimizer_step_temporaries": round(step_temp / GB, 3),
+        "block_activations": round(block_acts / GB, 3), "logits": round(logits / GB, 3),
+        "other_activations": round((final_norm + prefix_kv + head_grad) / GB, 3),
+        "cuda_context": round(context / GB, 3), "allocator_slack": round(slack / GB, 3),
+        "peak_of_activations_or_gradients": round(dynamic_gb, 3),
+    }
+    return MemoryEstimate(round(total / GB, 2), breakdown, detail, n_train, profile.total_params, assumptions)
+
+
+def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, device_name: str | None = None,
+                  cpu_cores: int | None = None) -> TimeEstimate:
+    """Training time for `tokens` (examples x epochs x tokens per example) on the given device."""
+    _check(profile, cfg)
+    k = load_estimator_constants()
+    m = cfg.method
+    seq = cfg.seq_len + (cfg.num_virtual_tokens if m in INPUT_PROMPT_METHODS else 0)
+    mlp_kinds = ("gate", "up", "gate_up", "down")
+    active_block = sum(fin * fout * (profile.experts_per_token if kind in mlp_kinds else 1)
+                       for _, kind, fin, fout in profile.unique_modules())
+    head = profile.vocab_size * profile.hidden_size
+    w_fwd = 2 * (profile.num_layers * active_block + head)          # linear FLOPs per token, forward
+    att_fwd = 2 * profile.num_layers * seq * profile.q_dim          # QK^T and AV, causal (half the square)
+    fwd = w_fwd + att_fwd
+    if m == "full":
+        bwd = 2 * w_fwd + 2 * att_fwd                               # input and weight gradients
+    elif m == "freeze":
+        share = cfg.freeze_trainable_layers / profile.num_layers
+        bwd = 2 * (w_fwd - 2 * head) * share + 2 * head + 2 * att_fwd * share
+    else:
+        bwd = w_fwd + 2 * att_fwd                                   # input gradients only; adapters are tiny
+    per_token = fwd + bwd + (fwd if cfg.gradient_checkpointing else 0)
+    flops = per_token * tokens
+    factor = k.method_speed_factor.get(m, 1.0)
+    if cfg.device == "cpu":
+        cores = cpu_cores or 1
+        rate = cores * k.cpu_peak_gflops_per_core * 1e9 * k.mfu["cpu"]
+        where = f"{cores} CPU core(s) x {k.cpu_peak_gflops_per_core:g} GFLOP/s peak x {k.mfu['cpu']:.0%} utilisation"
+    else:
+        peak, known = k.gpu_peak_tflops(device_name or "")
+        rate = peak * 1e12 * k.mfu[cfg.device if cfg.device in k.mfu else "cuda"]
+        where = (f"{device_name or 'GPU'}: {peak:g} TFLOP/s 16-bit peak"
+                 f"{'' if known else ' (unknown GPU: a conservative default)'} x {k.mfu['cuda']:.0%} utilisation")
+    seconds = flops / rate * factor
+    basis = (f"{tokens:,} tokens x {per_token / 1e9:.2f} GFLOP per token "
+             f"({'forward + backward' + (' + recompute' if cfg.gradient_checkpointing else '')}) on {where}"
+             + (f", x{factor:g} for {m}" if factor != 1 else "") + "; evaluation not included")
+    return TimeEstimate(round(seconds / 3600, 3 if seconds < 36 else 2), int(tokens), flops, rate / factor, basis)
+
+
+def tokens_for(examples: int, epochs: int, tokens_per_example: float) -> int:
+    return int(math.ceil(examples * epochs * tokens_per_example))
