@@ -16,6 +16,7 @@ from knowledge.loader import Architecture, load_architectures, load_model_catalo
 
 __all__ = ["ModelProfile", "profile_model", "profile_from_config", "profile_from_params"]
 
+_ALL_KINDS = ("q", "k", "v", "o", "qkv", "gate", "up", "gate_up", "down")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$|^[A-Za-z0-9][\w.\-]*$")
 
 
@@ -37,6 +38,8 @@ class ModelProfile:
     max_positions: int | None
     num_experts: int = 1
     experts_per_token: int = 1
+    bias_kinds: frozenset[str] = frozenset()
+    """Module shape kinds that carry a bias (from the family and config.json)."""
     notes: list[str] = field(default_factory=list)
 
     # ---- shapes
@@ -80,7 +83,7 @@ class ModelProfile:
     def block_other_params(self) -> int:
         """Norm weights and biases of one block (kept in 16-bit even when the linears are quantized)."""
         norms = 2 * self.hidden_size * (2 if self.architecture.norm == "layer" else 1)
-        biases = sum(fout for _, _, _, fout in self.linear_modules()) if self.architecture.bias else 0
+        biases = sum(fout for _, kind, _, fout in self.linear_modules() if kind in self.bias_kinds)
         return norms + biases
 
     @property
@@ -150,12 +153,17 @@ def profile_from_config(config: dict[str, Any], *, name: str, source: str) -> Mo
     if experts > 1:
         ffn = _first(config, "moe_intermediate_size", "intermediate_size") or ffn
         notes.append(f"mixture of experts: {experts} experts, {per_token} active per token")
+    kinds = {"none": set(), "qkv": {"q", "k", "v", "qkv"}, "all": set(_ALL_KINDS)}[arch.bias]
+    if config.get("attention_bias"):
+        kinds |= {"q", "k", "v", "qkv", "o"}
+    if config.get("mlp_bias"):
+        kinds |= {"gate", "up", "gate_up", "down"}
     return ModelProfile(
         name=name, source=source, model_type=model_type, architecture=arch, hidden_size=hidden,
         num_layers=layers, num_heads=heads, num_kv_heads=int(kv or heads), head_dim=int(head_dim),
         ffn_size=int(ffn), vocab_size=vocab, tied_embeddings=bool(tied),
         max_positions=_first(config, "max_position_embeddings", "n_positions", "max_sequence_length"),
-        num_experts=int(experts), experts_per_token=int(per_token), notes=notes,
+        num_experts=int(experts), experts_per_token=int(per_token), bias_kinds=frozenset(kinds), notes=notes,
     )
 
 

@@ -233,6 +233,8 @@ class DecisionTable:
     fallback: dict[str, str | None]
     smaller_model_rule_id: str
     smaller_model_reason: str
+    goal_alternatives: dict[str, list[tuple[str, str]]]
+    """goal -> [(method, why it was not the first choice)]"""
 
     def stage(self, stage: str) -> list[Rule]:
         return [r for r in self.rules if r.stage == stage]
@@ -247,7 +249,7 @@ _WHEN_VALUES: dict[str, tuple[str, ...]] = {"goal": GOALS, "priority": PRIORITIE
 @functools.cache
 def load_decision_table() -> DecisionTable:
     top = _read("decision_table.yaml")
-    top.only("version", "goals", "rules", "fallback", "smaller_model_rule")
+    top.only("version", "goals", "rules", "fallback", "smaller_model_rule", "goal_alternatives")
     methods = load_methods()
     g = top.sub("goals")
     goals: dict[str, GoalAdvice] = {}
@@ -295,7 +297,17 @@ def load_decision_table() -> DecisionTable:
     fb.only(*RUNNABLE_METHODS)
     sm = top.sub("smaller_model_rule")
     sm.only("id", "reason")
-    return DecisionTable(goals, rules, fallback, sm.get("id", str), sm.get("reason", str))
+    ga = top.sub("goal_alternatives")
+    ga.only(*GOALS)
+    goal_alternatives: dict[str, list[tuple[str, str]]] = {}
+    for goal in GOALS:
+        items = []
+        for j, item in enumerate(ga.get(goal, list)):
+            ir = _Reader(top.file, item, f"goal_alternatives.{goal}[{j}]")
+            ir.only("method", "why_not")
+            items.append((ir.choice("method", RUNNABLE_METHODS), ir.get("why_not", str)))
+        goal_alternatives[goal] = items
+    return DecisionTable(goals, rules, fallback, sm.get("id", str), sm.get("reason", str), goal_alternatives)
 
 
 # --------------------------------------------------------------------------- hyperparameters
@@ -418,7 +430,8 @@ class Architecture:
     model_types: list[str]
     mlp: str
     norm: str
-    bias: bool
+    bias: str
+    """none | qkv | all"""
     learned_positions: bool
     modules: list[LinearModule]
 
@@ -452,7 +465,7 @@ def load_architectures() -> Architectures:
             modules.append(LinearModule(mr.get("name", str), mr.choice("shape", MODULE_SHAPES)))
         families[str(name)] = Architecture(
             family=str(name), model_types=r.strings("model_types"), mlp=r.choice("mlp", ("gated", "plain")),
-            norm=r.choice("norm", ("rms", "layer")), bias=r.get("bias", bool),
+            norm=r.choice("norm", ("rms", "layer")), bias=r.choice("bias", ("none", "qkv", "all")),
             learned_positions=r.get("learned_positions", bool), modules=modules)
     default = top.get("default_family", str)
     if default not in families:

@@ -1,0 +1,189 @@
+"""The `finetune-advisor` command line. Each command imports only what it needs.
+
+Exit codes: 0 success; 1 the run failed; 2 bad input (a message naming the file, line or key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from advisor.errors import InputError
+
+__all__ = ["main", "build_parser"]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------- commands
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from advisor.answers import load_answers
+    from advisor.recommend import gather_inputs, recommend
+
+    answers = load_answers(args.answers)
+    result = recommend(gather_inputs(answers, allow_network=not args.offline))
+    if args.json:
+        _print_json(result)
+    else:
+        from advisor.render import print_recommendation
+
+        print_recommendation(result)
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from advisor.estimate import EstimateConfig, estimate_memory, estimate_time
+    from advisor.model_profile import profile_model
+
+    model = profile_model(args.model, args.params_b, allow_network=not args.offline)
+    device, gpu_name, cores = args.device, args.gpu, None
+    if device is None or (device == "cuda" and gpu_name is None) or device == "cpu":
+        from advisor.hardware import detect_hardware
+
+        hw = detect_hardware()
+        device = device or hw.device
+        gpu_name = gpu_name or (hw.gpus[0].name if hw.gpus else None)
+        cores = hw.cpu_cores
+    cfg = EstimateConfig(
+        method=args.method, batch_size=args.batch_size, seq_len=args.seq_len,
+        gradient_checkpointing=args.gradient_checkpointing, bits=args.bits, optimizer=args.optimizer,
+        lora_rank=args.lora_rank, lora_targets=args.lora_targets, num_virtual_tokens=args.num_virtual_tokens,
+        device=device)
+    memory = estimate_memory(model, cfg)
+    per_example = args.tokens_per_example or args.seq_len
+    time = estimate_time(model, cfg, tokens=args.examples * args.epochs * per_example, device_name=gpu_name,
+                         cpu_cores=cores)
+    result = {**memory.to_dict(), "time": time.to_dict(), "model": model.to_dict(),
+              "config": {k: v for k, v in vars(cfg).items()}}
+    if args.json:
+        _print_json(result)
+    else:
+        from advisor.render import print_estimate
+
+        print_estimate(result)
+    return 0
+
+
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from advisor.hardware import detect_hardware
+
+    hw = detect_hardware()
+    if args.json:
+        _print_json(hw.to_dict())
+    else:
+        from advisor.render import print_hardware
+
+        print_hardware(hw)
+    return 0
+
+
+def cmd_inspect_data(args: argparse.Namespace) -> int:
+    from advisor.data_probe import find_overlap, probe_file
+
+    profiles = [probe_file(f, layout=args.format, tokenizer=args.tokenizer) for f in args.files]
+    overlaps = [p for i, a in enumerate(profiles) for b in profiles[i + 1:] for p in find_overlap(a, b)]
+    if args.json:
+        _print_json({"files": [p.to_dict() for p in profiles], "overlap": [o.to_dict() for o in overlaps]})
+    else:
+        from advisor.render import print_data_profiles
+
+        print_data_profiles(profiles, overlaps)
+    has_errors = overlaps or any(p.errors or p.examples == 0 for p in profiles)
+    return 2 if has_errors else 0
+
+
+# --------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune-advisor",
+        description="Recommends how to fine-tune a language model for your goal, data and hardware, "
+                    "with memory and time estimates.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("recommend", help="recommend a method and settings for an answers file")
+    p.add_argument("--answers", required=True, metavar="A.yaml", help="the answers file (see examples/)")
+    p.add_argument("--json", action="store_true", help="print the recommendation as JSON")
+    p.add_argument("--offline", action="store_true", help="never contact the model hub")
+    p.set_defaults(func=cmd_recommend)
+
+    from advisor.answers import OPTIMIZERS
+    from knowledge.loader import RUNNABLE_METHODS
+
+    p = sub.add_parser("estimate", help="memory and time estimate for one configuration")
+    p.add_argument("--model", required=True, metavar="PATH_OR_ID", help="a model folder or hub id")
+    p.add_argument("--method", required=True, choices=RUNNABLE_METHODS)
+    p.add_argument("--batch-size", type=_positive, default=1, metavar="N")
+    p.add_argument("--seq-len", type=_positive, default=1024, metavar="N")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--bits", type=int, choices=(4, 8, 16, 32), help="base weight storage (default: 4 for qlora, "
+                   "16 on a GPU, 32 on the CPU)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    p.add_argument("--lora-rank", type=_positive, default=16, metavar="R")
+    p.add_argument("--lora-targets", default="all-linear", metavar="q_proj,v_proj|all-linear")
+    p.add_argument("--num-virtual-tokens", type=_positive, default=20, metavar="N")
+    p.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: detected")
+    p.add_argument("--gpu", metavar="NAME", help="GPU name for the time estimate (default: detected)")
+    p.add_argument("--params-b", type=float, metavar="B", help="size in billions, when the config cannot be read")
+    p.add_argument("--examples", type=_positive, default=1000, metavar="N", help="for the time estimate")
+    p.add_argument("--epochs", type=_positive, default=3, metavar="N", help="for the time estimate")
+    p.add_argument("--tokens-per-example", type=_positive, metavar="N", help="default: the sequence length")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--offline", action="store_true", help="never contact the model hub")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("hardware", help="what was detected: GPUs, RAM, CPU, disk")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_hardware)
+
+    p = sub.add_parser("inspect-data", help="profile dataset files: layout, counts, lengths, problems by line")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", choices=("alpaca", "sharegpt", "messages", "text"), help="default: detected")
+    p.add_argument("--tokenizer", metavar="PATH", help="a model folder or tokenizer.json, to count tokens")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect_data)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    from knowledge.loader import KnowledgeError
+
+    try:
+        code: int = args.func(args)
+        return code
+    except InputError as exc:
+        sys.stderr.write(f"finetune-advisor {args.command}: error: {exc}\n")
+        return 2
+    except KnowledgeError as exc:
+        sys.stderr.write(f"finetune-advisor: a knowledge file is malformed: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Readable terminal output (rich) for the pure commands: recommend, estimate, hardware, inspect-data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from advisor.data_probe import DataProfile, Problem
+from advisor.hardware import Hardware
+
+__all__ = ["duration", "memory_bar", "print_data_profiles", "print_estimate", "print_hardware", "print_recommendation"]
+
+#: Problems shown per file in the readable output (all of them are in --json).
+SHOWN_PROBLEMS = 20
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def memory_bar(breakdown: dict[str, float], available_gb: float, width: int = 40) -> str:
+    """A text bar of the estimate's parts against the available memory (rich markup)."""
+    total = sum(breakdown.values())
+    scale = width / max(available_gb, total, 1e-9)
+    colours = {"weights": "blue", "trainable_and_optimizer": "magenta", "activations": "yellow", "overhead": "white"}
+    cells = ""
+    used = 0
+    for key, value in breakdown.items():
+        n = round(value * scale)
+        cells += f"[{colours.get(key, 'white')}]{'█' * n}[/]"
+        used += n
+    free = max(0, width - used)
+    over = total > available_gb
+    return f"{cells}{'░' * free}{' [red]over[/]' if over else ''}"
+
+
+def duration(hours: float) -> str:
+    """'under a minute', 'about 36 min', 'about 2.5 h'."""
+    if hours * 60 < 1:
+        return "under a minute"
+    return f"about {hours * 60:.0f} min" if hours < 1 else f"about {hours:.1f} h"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def print_recommendation(rec: dict[str, Any]) -> None:
+    con = _console()
+    mem, time = rec["memory"], rec["time"]
+    fits = "[green]fits[/]" if mem["fits"] else "[red]does not fit[/]"
+    con.print(f"[bold]Recommended: {rec['method_name']}[/] ([cyan]{rec['method']}[/]) for "
+              f"{rec['model']['name']} ({rec['model']['params_b']:g}B) on {rec['hardware']['device']}")
+    con.print(f"  trains {rec['trainable_params']:,} parameters ({rec['trainable_percent']:g}% of the model)")
+    con.print("\n[bold]Why[/]")
+    for reason in rec["reasons"]:
+        con.print(f"  • {escape(reason)}")
+    con.print("\n[bold]Settings[/]")
+    table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
+    table.add_column("setting")
+    table.add_column("value", justify="right")
+    table.add_column("advised")
+    for key, value in rec["hyperparameters"].items():
+        if value is None:
+            continue
+        rng = rec["advised_ranges"].get(key)
+        table.add_row(key, _fmt(value), f"{rng[0]:g} – {rng[1]:g}" if rng else "")
+    con.print(table)
+    con.print(f"\n[bold]Memory[/]  {mem['summary']}: {fits}")
+    con.print(f"  {memory_bar(mem['breakdown'], mem['available_gb'])}")
+    con.print("  " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in mem["breakdown"].items()) + " (GB)")
+    con.print(f"\n[bold]Time[/]  {duration(time['estimated_hours'])}  [dim]({escape(time['basis'])})[/]")
+    if rec["alternatives"]:
+        con.print("\n[bold]Alternatives[/]")
+        for alt in rec["alternatives"]:
+            fit = "" if alt["fits"] else ", [red]does not fit[/]"
+            con.print(f"  • [cyan]{alt['method']}[/] ({alt['estimated_gb']:g} GB{fit}): {escape(alt['why_not'])}")
+    if rec["warnings"]:
+        con.print("\n[bold yellow]Warnings[/]")
+        for warning in rec["warnings"]:
+            con.print(f"  ! {escape(warning)}")
+    con.print(f"\n[dim]rules applied: {', '.join(rec['rules_applied'])}; serving: {rec['serving']['note']}[/]")
+
+
+def print_estimate(est: dict[str, Any]) -> None:
+    con = _console()
+    cfg, model = est["config"], est["model"]
+    con.print(f"[bold]{cfg['method']}[/] on {model['name']} ({model['params_b']:g}B, {model['source']}), "
+              f"batch {cfg['batch_size']} x {cfg['seq_len']} tokens, device {cfg['device']}")
+    con.print(f"  peak memory: [bold]{est['estimated_gb']:g} GB[/]; trains {est['trainable_params']:,} parameters "
+              f"({est['trainable_percent']:g}%)")
+    table = Table(box=None, padding=(0, 2), show_header=False)
+    for key, value in est["breakdown"].items():
+        table.add_row(f"  {key.replace('_', ' ')}", f"{value:g} GB")
+    con.print(table)
+    con.print("[dim]  detail: " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in est["detail"].items()) + "[/]")
+    con.print(f"  time: {duration(est['time']['estimated_hours'])}")
+    con.print(f"[dim]  {escape(est['time']['basis'])}[/]")
+    for note in est["assumptions"] + model["notes"]:
+        con.print(f"[dim]  - {escape(note)}[/]")
+
+
+def print_hardware(hw: Hardware) -> None:
+    con = _console()
+    if hw.gpus:
+        for i, g in enumerate(hw.gpus):
+            extra = ", ".join(x for x in (f"{g.free_gb:g} GB free" if g.free_gb is not None else "",
+                                          f"compute {g.compute_capability}" if g.compute_capability else "",
+                                          f"driver {g.driver}" if g.driver else "") if x)
+            con.print(f"GPU {i}: [bold]{g.name}[/], {g.memory_gb:g} GB" + (f" ({extra})" if extra else ""))
+    else:
+        con.print("GPU: none. Training runs on the CPU: fine for tiny models and the demo, slow beyond that.")
+    con.print(f"RAM: {hw.ram_gb:g} GB ({hw.ram_available_gb:g} GB available)")
+    con.print(f"CPU: {hw.cpu_cores} core(s)" + (f", {hw.cpu_name}" if hw.cpu_name else ""))
+    if hw.disk_free_gb is not None:
+        con.print(f"Disk: {hw.disk_free_gb:g} GB free here")
+    for note in hw.notes:
+        con.print(f"[dim]note: {note}[/]")
+
+
+def _stats(label: str, s: Any, unit: str) -> str:
+    return f"{label}: mean {s.mean:g}, median {s.p50:g}, p95 {s.p95:g}, p99 {s.p99:g}, max {s.max:,} {unit}"
+
+
+def print_data_profiles(profiles: list[DataProfile], overlaps: list[Problem]) -> None:
+    con = _console()
+    for p in profiles:
+        con.print(f"[bold]{escape(p.file)}[/]: {p.examples:,} usable example(s) of {p.records:,} record(s), "
+                  f"layout {p.layout or 'unknown'} ({p.container})")
+        if p.field_coverage:
+            con.print("  fields: " + ", ".join(f"{k} {v:.0%}" for k, v in p.field_coverage.items()))
+        for label, s, unit in (("prompt", p.prompt_chars, "chars"), ("answer", p.response_chars, "chars"),
+                               ("total", p.total_chars, "chars"), ("tokens", p.total_tokens, "tokens")):
+            if s is not None:
+                con.print("  " + _stats(label, s, unit))
+        if p.empty or p.duplicates:
+            con.print(f"  empty answers: {p.empty}, duplicates: {p.duplicates}")
+        if p.problem_counts:
+            con.print("  problems: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(p.problem_counts.items())))
+            for problem in p.problems[:SHOWN_PROBLEMS]:
+                where = f"line {problem.line}" if problem.line else "file"
+                colour = "red" if problem.severity == "error" else "yellow"
+                con.print(f"    [{colour}]{escape(p.file)}:{problem.line or ''}[/] {where}: "
+                          f"{escape(problem.message)}")
+            hidden = sum(p.problem_counts.values()) - min(len(p.problems), SHOWN_PROBLEMS)
+            if hidden > 0:
+                con.print(f"    ... and {hidden} more (all with --json)")
+        else:
+            con.print("  [green]no problems found[/]")
+    for o in overlaps:
+        con.print(f"[red]leakage[/]: {escape(o.message)}")
