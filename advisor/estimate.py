@@ -68,6 +68,8 @@ class MemoryEstimate:
     trainable_params: int
     total_params: int
     assumptions: list[str] = field(default_factory=list)
+    total_bytes: float = 0.0
+    """The unrounded estimate in bytes."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"estimated_gb": self.estimated_gb, "breakdown": self.breakdown, "detail": self.detail,
@@ -188,9 +190,9 @@ def _block_activation_bytes(profile: ModelProfile, cfg: EstimateConfig, trainabl
     lora = {name for name, *_ in lora_target_modules(profile, cfg.lora_targets)} if cfg.method in LORA_METHODS else set()
     lora_copy = c if c != 4 else 0  # fp32 base: no cast, LoRA shares the input tensor
     total = 0.0
-    # Two norms. RMSNorm: an fp32 copy of the input is kept (pow and mul); LayerNorm: the input.
+    # The norms. RMSNorm: an fp32 copy of the input is kept (pow and mul); LayerNorm: the input.
     norm = 4 * h if profile.architecture.norm == "rms" else c * h
-    total += 2 * (norm + (c * h if trainable_weights and profile.architecture.norm == "rms" else 0))
+    total += profile.architecture.norms_per_block * (norm + (c * h if trainable_weights and profile.architecture.norm == "rms" else 0))
     # Attention core (SDPA): q, k, v (expanded to all heads) and the output.
     total += 4 * c * q
     shared_inputs: dict[str, float] = {}  # modules that read the same tensor share one saved copy
@@ -322,7 +324,8 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         "cuda_context": round(context / GB, 3), "allocator_slack": round(slack / GB, 3),
         "peak_of_activations_or_gradients": round(dynamic_gb, 3),
     }
-    return MemoryEstimate(round(total / GB, 2), breakdown, detail, n_train, profile.total_params, assumptions)
+    return MemoryEstimate(round(total / GB, 2), breakdown, detail, n_train, profile.total_params, assumptions,
+                          total_bytes=total)
 
 
 def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, device_name: str | None = None,

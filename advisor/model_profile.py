@@ -82,7 +82,7 @@ class ModelProfile:
     @property
     def block_other_params(self) -> int:
         """Norm weights and biases of one block (kept in 16-bit even when the linears are quantized)."""
-        norms = 2 * self.hidden_size * (2 if self.architecture.norm == "layer" else 1)
+        norms = self.architecture.norms_per_block * self.hidden_size * (2 if self.architecture.norm == "layer" else 1)
         biases = sum(fout for _, kind, _, fout in self.linear_modules() if kind in self.bias_kinds)
         return norms + biases
 

@@ -18,7 +18,7 @@ SHOWN_PROBLEMS = 20
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=True)  # let the terminal wrap: paths stay whole for grep
 
 
 def memory_bar(breakdown: dict[str, float], available_gb: float, width: int = 40) -> str:

@@ -434,6 +434,7 @@ class Architecture:
     """none | qkv | all"""
     learned_positions: bool
     modules: list[LinearModule]
+    norms_per_block: int = 2
 
 
 @dataclass(frozen=True)
@@ -457,7 +458,7 @@ def load_architectures() -> Architectures:
     families: dict[str, Architecture] = {}
     for name in fam.data:
         r = fam.sub(str(name))
-        r.only("model_types", "mlp", "norm", "bias", "learned_positions", "modules")
+        r.only("model_types", "mlp", "norm", "norms_per_block", "bias", "learned_positions", "modules")
         modules = []
         for j, m in enumerate(r.get("modules", list)):
             mr = _Reader(top.file, m, f"families.{name}.modules[{j}]")
@@ -466,7 +467,8 @@ def load_architectures() -> Architectures:
         families[str(name)] = Architecture(
             family=str(name), model_types=r.strings("model_types"), mlp=r.choice("mlp", ("gated", "plain")),
             norm=r.choice("norm", ("rms", "layer")), bias=r.choice("bias", ("none", "qkv", "all")),
-            learned_positions=r.get("learned_positions", bool), modules=modules)
+            learned_positions=r.get("learned_positions", bool), modules=modules,
+            norms_per_block=r.get("norms_per_block", int, 2))
     default = top.get("default_family", str)
     if default not in families:
         top.fail(f"{default!r} is not a family above", "default_family")

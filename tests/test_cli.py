@@ -1,0 +1,126 @@
+"""The command line as a user meets it: exit codes, messages without tracebacks, JSON, light imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLES, ROOT, write_jsonl
+
+SCRIPT = Path(sys.executable).parent / "finetune-advisor"
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+def test_recommend_an_example_readable_and_json() -> None:
+    readable = cli("recommend", "--answers", str(EXAMPLES / "knowledge.yaml"))
+    assert readable.returncode == 0, readable.stderr
+    assert "Recommended: LoRA" in readable.stdout and "Memory" in readable.stdout
+    as_json = cli("recommend", "--answers", str(EXAMPLES / "knowledge.yaml"), "--json")
+    assert json.loads(as_json.stdout)["method"] == "lora"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("version: 1\ngoal: poetry\ndata: {examples: 10}\nmodel: {name_or_path: gpt2}\n",
+         ["bad.yaml:2", "goal", "'poetry' is not allowed", "style, knowledge"]),
+        ("version: 1\ngoal: style\ndata: {examples: 10}\nmodel: {name_or_path: ./missing-model}\n",
+         ["no such model folder"]),
+        ("version: 1\ngoal: style\ndata: {path: nope.jsonl}\nmodel: {name_or_path: gpt2}\n",
+         ["data.path", "nope.jsonl", "no such file"]),
+        ("version: 1\ngoal: style\n  data: oops\n", ["bad.yaml:3", "not valid YAML"]),
+    ],
+)
+def test_bad_answers_exit_2_with_a_message_and_no_traceback(tmp_path: Path, content: str, words: list[str]) -> None:
+    (tmp_path / "bad.yaml").write_text(content)
+    result = cli("recommend", "--answers", "bad.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    for word in words:
+        assert word in result.stderr
+
+
+def test_missing_answers_file_and_bad_arguments_exit_2(tmp_path: Path) -> None:
+    assert cli("recommend", "--answers", str(tmp_path / "none.yaml")).returncode == 2
+    bad_arg = cli("estimate", "--model", "gpt2", "--method", "magic")
+    assert bad_arg.returncode == 2 and "invalid choice" in bad_arg.stderr
+    assert cli("estimate", "--model", "gpt2", "--method", "lora", "--batch-size", "0").returncode == 2
+
+
+def test_estimate_json_and_an_impossible_configuration(tmp_path: Path) -> None:
+    ok = cli("estimate", "--model", "meta-llama/Llama-3.2-3B-Instruct", "--method", "lora", "--batch-size", "4",
+             "--seq-len", "768", "--lora-rank", "32", "--lora-targets", "q_proj,v_proj", "--device", "cuda",
+             "--gpu", "NVIDIA H100 80GB HBM3", "--json")
+    assert ok.returncode == 0, ok.stderr
+    data: dict[str, Any] = json.loads(ok.stdout)
+    assert {"estimated_gb", "breakdown", "trainable_params", "assumptions", "time"} <= set(data)
+    assert data["trainable_params"] == 28 * 32 * ((3072 + 3072) + (3072 + 1024))
+    bad = cli("estimate", "--model", "gpt2", "--method", "prefix", "--gradient-checkpointing")
+    assert bad.returncode == 2 and "gradient checkpointing" in bad.stderr and "Traceback" not in bad.stderr
+    readable = cli("estimate", "--model", "gpt2", "--method", "qlora", "--device", "cpu")
+    assert readable.returncode == 0 and "peak memory" in readable.stdout
+
+
+def test_inspect_data_reports_problems_by_line_and_exits_2(tmp_path: Path) -> None:
+    good = write_jsonl(tmp_path / "good.jsonl", [{"text": f"example {i}"} for i in range(5)])
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": \n')
+    ok = cli("inspect-data", str(good))
+    assert ok.returncode == 0 and "5 usable example(s)" in ok.stdout and "no problems found" in ok.stdout
+    bad = cli("inspect-data", str(broken), "--json")
+    assert bad.returncode == 2
+    [problem] = json.loads(bad.stdout)["files"][0]["problems"]
+    assert problem["line"] == 2 and problem["kind"] == "broken_json"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = cli("inspect-data", str(empty))
+    assert result.returncode == 2 and "empty" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inspect_data_finds_leakage_between_files(tmp_path: Path) -> None:
+    train = write_jsonl(tmp_path / "train.jsonl", [{"text": f"row {i}"} for i in range(5)])
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": "row 2"}, {"text": "new"}])
+    result = cli("inspect-data", str(train), str(test))
+    assert result.returncode == 2 and "leakage" in result.stdout
+
+
+def test_hardware_without_a_gpu_is_a_normal_case() -> None:
+    result = cli("hardware", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["ram_gb"] > 0 and data["cpu_cores"] >= 1 and data["disk_free_gb"] is not None
+    if not data["gpus"]:
+        assert data["device"] == "cpu" and data["notes"]
+        assert "GPU: none" in cli("hardware").stdout
+
+
+def test_no_command_prints_help() -> None:
+    result = cli()
+    assert result.returncode == 0 and "recommend" in result.stdout and "inspect-data" in result.stdout
+
+
+def test_the_pure_path_imports_nothing_heavy() -> None:
+    code = ("import sys, advisor.recommend, advisor.estimate, advisor.answers, advisor.cli, knowledge\n"
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'datasets', 'textual') "
+            "if m in sys.modules]\nprint(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_recommend_imports_nothing_heavy_end_to_end() -> None:
+    code = ("import sys\nfrom advisor.cli import main\n"
+            f"main(['recommend', '--answers', {str(EXAMPLES / 'style.yaml')!r}, '--json'])\n"
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes', 'datasets', 'textual') "
+            "if m in sys.modules]\nsys.stderr.write('HEAVY:' + ','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stderr.strip().endswith("HEAVY:")

@@ -1,0 +1,163 @@
+"""The estimator on hand-computed cases, on published configurations, and its monotone properties."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.errors import InputError
+from advisor.estimate import EstimateConfig, estimate_memory, estimate_time, trainable_params
+from advisor.model_profile import ModelProfile, profile_from_config, profile_model
+from tests.conftest import TINY_LLAMA
+
+# TINY_LLAMA: h=64, 4 heads x 16 (q width 64), 2 KV heads (kv width 32), ffn 128, 2 blocks, vocab 100, untied.
+BLOCK = 64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128  # 36864 linear weights per block
+TOTAL = 2 * (BLOCK + 2 * 64) + 2 * 100 * 64 + 64       # 86848
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ModelProfile:
+    return profile_from_config(TINY_LLAMA, name="tiny", source="folder")
+
+
+def test_tiny_total(tiny: ModelProfile) -> None:
+    assert tiny.total_params == TOTAL
+
+
+@pytest.mark.parametrize(
+    ("cfg", "expected"),
+    [
+        (EstimateConfig("full"), TOTAL),
+        (EstimateConfig("freeze", freeze_trainable_layers=1), BLOCK + 2 * 64),
+        (EstimateConfig("lora", lora_rank=8, lora_targets="q_proj,v_proj"), 2 * (8 * (64 + 64) + 8 * (64 + 32))),
+        (EstimateConfig("dora", lora_rank=8, lora_targets="q_proj,v_proj"),
+         2 * (8 * (64 + 64) + 64 + 8 * (64 + 32) + 32)),                       # + one magnitude per output
+        (EstimateConfig("qlora", lora_rank=4), 2 * 4 * (3 * 64 + 64 + 2 * 32 + 64 + 64 + 2 * (64 + 128)
+                                                        + (128 + 64))),      # all seven linears
+        (EstimateConfig("p_tuning_v2", num_virtual_tokens=10), 10 * 2 * 2 * 32),  # tokens x layers x K/V x kv width
+        (EstimateConfig("prefix", num_virtual_tokens=10),                         # MLP with mid width 512 (card)
+         10 * 32 + (32 * 512 + 512) + (512 * 2 * 2 * 32 + 2 * 2 * 32)),
+        (EstimateConfig("prompt_tuning", num_virtual_tokens=10), 10 * 64),
+        (EstimateConfig("p_tuning", num_virtual_tokens=10), 10 * 64 + 3 * (64 * 64 + 64)),
+        (EstimateConfig("ia3"), 2 * (2 * 32 + 128)),
+    ],
+    ids=lambda v: v.method if isinstance(v, EstimateConfig) else str(v),
+)
+def test_trainable_parameters_by_method(tiny: ModelProfile, cfg: EstimateConfig, expected: int) -> None:
+    assert trainable_params(tiny, cfg) == expected
+
+
+def test_lora_on_the_cpu_hand_computed(tiny: ModelProfile) -> None:
+    cfg = EstimateConfig("lora", batch_size=2, seq_len=10, lora_rank=8, lora_targets="q_proj,v_proj", device="cpu")
+    est = estimate_memory(tiny, cfg)
+    tokens, n_train = 20, 3584
+    per_block = (2 * 4 * 64          # two RMSNorms keep an fp32 copy of their input
+                 + 4 * 4 * 64         # SDPA keeps q, k, v (expanded) and the output, fp32
+                 + 4 * 64             # q_proj and v_proj LoRA read the same fp32 input: one tensor kept
+                 + 3 * 4 * 128)       # gated MLP: gate, activation, up
+    activations = tokens * 2 * per_block + tokens * 4 * 64 + tokens * 100 * 12
+    expected = TOTAL * 4 + n_train * 4 + n_train * 8 + activations  # weights, adapter, AdamW (grads < activations)
+    assert est.total_bytes == expected
+    assert est.breakdown["overhead"] == 0
+
+
+def test_lora_on_cuda_adds_the_cast_copies_context_and_slack(tiny: ModelProfile) -> None:
+    cpu = EstimateConfig("lora", batch_size=2, seq_len=10, lora_rank=8, lora_targets="q_proj,v_proj", device="cpu")
+    cuda = EstimateConfig("lora", batch_size=2, seq_len=10, lora_rank=8, lora_targets="q_proj,v_proj", device="cuda")
+    est = estimate_memory(tiny, cuda)
+    per_block = 2 * 4 * 64 + 4 * 2 * 64 + 2 * 2 * 64 + 3 * 2 * 128  # bf16, one cast copy per LoRA module
+    activations = 20 * 2 * per_block + 20 * 4 * 64 + 20 * 100 * 12
+    # adapter weights (4) + AdamW (8); its gradients (4) fit inside the activations' peak, not on top
+    expected = TOTAL * 2 + 3584 * 12 + activations * 1.05 + 0.5e9
+    assert est.total_bytes == pytest.approx(expected)
+    assert estimate_memory(tiny, cpu).total_bytes < est.total_bytes
+
+
+def test_four_bit_weights_hand_computed(tiny: ModelProfile) -> None:
+    quantized = 2 * BLOCK
+    per_weight = 0.5 + 1 / 64 + 4 / (64 * 256)  # NF4 + double-quantized absmax
+    est = estimate_memory(tiny, EstimateConfig("qlora", device="cuda"))
+    assert est.detail["weights_quantized_or_blocks"] == round(quantized * per_weight / 1e9, 3)
+    plain = estimate_memory(tiny, EstimateConfig("qlora", device="cuda", double_quant=False))
+    assert plain.total_bytes - est.total_bytes == pytest.approx(quantized * (4 / 64 - (1 / 64 + 4 / (64 * 256))))
+
+
+def test_breakdown_adds_up(tiny: ModelProfile) -> None:
+    for method in ("full", "lora", "qlora", "prefix", "freeze"):
+        est = estimate_memory(profile_model("meta-llama/Llama-3.2-1B-Instruct"), EstimateConfig(method, batch_size=2))
+        assert sum(est.breakdown.values()) == pytest.approx(est.estimated_gb, abs=0.02)
+
+
+def test_published_llama_3b_configurations() -> None:
+    """Llama-3.2-3B, batch 4 x 768, no checkpointing: LoRA r32 on q,v about 20 GB; full bf16 about 37 GB."""
+    model = profile_model("meta-llama/Llama-3.2-3B-Instruct")
+    lora = estimate_memory(model, EstimateConfig("lora", batch_size=4, seq_len=768, lora_rank=32,
+                                                 lora_targets="q_proj,v_proj"))
+    full = estimate_memory(model, EstimateConfig("full", batch_size=4, seq_len=768, bits=16))
+    assert 20 * 0.85 <= lora.estimated_gb <= 20 * 1.15
+    assert 37 * 0.9 <= full.estimated_gb <= 37 * 1.1
+
+
+def test_monotone_in_the_settings_that_should_cost_memory() -> None:
+    model = profile_model("Qwen/Qwen2.5-1.5B-Instruct")
+
+    def gb(**kw: object) -> float:
+        return estimate_memory(model, EstimateConfig(**{"method": "lora", **kw})).estimated_gb  # type: ignore[arg-type]
+
+    assert gb(batch_size=1) < gb(batch_size=2) < gb(batch_size=8)
+    assert gb(seq_len=512) < gb(seq_len=2048)
+    assert gb(gradient_checkpointing=True, batch_size=8) < gb(batch_size=8)
+    assert gb(method="qlora", bits=4) < gb(method="qlora", bits=8) < gb()
+    assert gb(lora_rank=8) < gb(lora_rank=64)
+    assert gb(method="full", optimizer="adamw_8bit") < gb(method="full", optimizer="adamw")
+    assert gb(method="full", optimizer="sgd") < gb(method="full", optimizer="adamw_8bit")
+
+
+def test_prompt_methods_lengthen_the_sequence() -> None:
+    model = profile_model("Qwen/Qwen2.5-0.5B-Instruct")
+    short = estimate_memory(model, EstimateConfig("prompt_tuning", num_virtual_tokens=8))
+    long = estimate_memory(model, EstimateConfig("prompt_tuning", num_virtual_tokens=128))
+    assert long.detail["logits"] / short.detail["logits"] == pytest.approx((1024 + 128) / (1024 + 8), rel=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        (EstimateConfig("prefix", gradient_checkpointing=True), "cannot be trained with gradient checkpointing"),
+        (EstimateConfig("p_tuning_v2", gradient_checkpointing=True), "cannot be trained with gradient checkpointing"),
+        (EstimateConfig("lora", lora_targets="q_proj,query"), "no module named query"),
+        (EstimateConfig("qlora", bits=16), "4 or 8 bits"),
+        (EstimateConfig("full", bits=4), "cannot train quantized"),
+        (EstimateConfig("freeze", freeze_trainable_layers=3), "has 2 blocks"),
+        (EstimateConfig("lora", optimizer="lion"), "unknown optimizer"),
+        (EstimateConfig("lora", batch_size=0), "at least 1"),
+    ],
+)
+def test_impossible_configurations_are_input_errors(tiny: ModelProfile, cfg: EstimateConfig, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        estimate_memory(tiny, cfg)
+
+
+def test_time_hand_computed(tiny: ModelProfile) -> None:
+    seq = 10
+    w_fwd = 2 * (2 * BLOCK + 100 * 64)      # every linear of both blocks + the head
+    att = 2 * 2 * seq * 64                   # QK^T and AV over a causal half square
+    full = estimate_time(tiny, EstimateConfig("full", seq_len=seq, device="cpu"), tokens=1000, cpu_cores=1)
+    assert full.flops == 1000 * ((w_fwd + att) + 2 * (w_fwd + att))
+    assert full.flops_per_s == pytest.approx(50e9 * 0.30)
+    lora = estimate_time(tiny, EstimateConfig("lora", seq_len=seq, device="cpu"), tokens=1000, cpu_cores=1)
+    assert lora.flops == 1000 * ((w_fwd + att) + (w_fwd + 2 * att))     # no weight gradients for frozen weights
+    gc = estimate_time(tiny, EstimateConfig("lora", seq_len=seq, device="cpu", gradient_checkpointing=True),
+                       tokens=1000, cpu_cores=1)
+    assert gc.flops == lora.flops + 1000 * (w_fwd + att)                # one more forward
+
+
+def test_time_on_a_known_and_an_unknown_gpu() -> None:
+    model = profile_model("meta-llama/Llama-3.1-8B-Instruct")
+    cfg = EstimateConfig("lora", seq_len=1024)
+    a100 = estimate_time(model, cfg, tokens=10_000_000, device_name="NVIDIA A100-SXM4-80GB")
+    unknown = estimate_time(model, cfg, tokens=10_000_000, device_name="Mystery GPU 9000")
+    assert a100.flops_per_s == pytest.approx(312e12 * 0.35)
+    assert "unknown GPU" in unknown.basis and unknown.estimated_hours > a100.estimated_hours
+    qlora = estimate_time(model, EstimateConfig("qlora", seq_len=1024), tokens=10_000_000,
+                          device_name="NVIDIA A100-SXM4-80GB")
+    assert qlora.estimated_hours == pytest.approx(a100.estimated_hours * 1.4, rel=0.01)

@@ -1,0 +1,101 @@
+"""knowledge/: every file loads and validates; a malformed one fails at load with file and key."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import knowledge.loader as loader
+from knowledge import RUNNABLE_METHODS, KnowledgeError
+
+
+@pytest.fixture
+def knowledge_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A writable copy of knowledge/ that the loaders read instead; caches cleared around the test."""
+    copy = tmp_path / "knowledge"
+    shutil.copytree(loader.KNOWLEDGE_DIR, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setattr(loader, "KNOWLEDGE_DIR", copy)
+    _clear()
+    yield copy
+    _clear()
+
+
+def _clear() -> None:
+    for fn in (loader.load_methods, loader.load_decision_table, loader.load_hyperparameters,
+               loader.load_scorecard, loader.load_architectures, loader.load_model_catalog,
+               loader.load_estimator_constants):
+        fn.cache_clear()
+
+
+def test_every_knowledge_file_loads() -> None:
+    loader.load_all()
+
+
+def test_a_card_for_every_method_id_and_the_explained_ones() -> None:
+    cards = loader.load_methods()
+    assert {m for m, c in cards.items() if c.runnable} == set(RUNNABLE_METHODS)
+    for explained in ("adapter", "rlhf", "upft", "qat"):
+        assert not cards[explained].runnable and cards[explained].not_runnable_why
+    for card in cards.values():
+        assert card.sources and card.strengths and card.limits and card.when_to_use
+
+
+def test_cards_state_the_known_incompatibilities_and_serving_support() -> None:
+    cards = loader.load_methods()
+    for prefix in ("prefix", "p_tuning_v2"):
+        assert cards[prefix].incompatible_with("gradient_checkpointing") is not None
+        assert not cards[prefix].serving.vllm_adapter and not cards[prefix].serving.mergeable
+    assert cards["lora"].incompatible_with("gradient_checkpointing") is None
+    assert cards["lora"].serving.vllm_adapter
+    assert "16-bit base" in cards["qlora"].serving.merge_note and "never merge into the 4-bit" in \
+        cards["qlora"].serving.merge_note
+
+
+def test_scorecard_weights_and_threshold() -> None:
+    card = loader.load_scorecard()
+    assert card.weights == {"task": 0.40, "general": 0.20, "speed": 0.15, "resources": 0.15, "deployment": 0.10}
+    assert card.ready_threshold == 4.0
+
+
+def test_hyperparameter_ranges_follow_the_seed_material() -> None:
+    hp = loader.load_hyperparameters()
+    assert hp.learning_rate["lora"] == (5e-5, 1e-4)
+    assert hp.learning_rate["p_tuning_v2"][0] > hp.learning_rate["lora"][1]  # prompt methods use larger rates
+    assert hp.epochs_range == (3, 10) and hp.lora_rank_range == (8, 64)
+    assert hp.gradient_accumulation_range == (2, 8)
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        ("methods.yaml", "  - id: lora\n    name: LoRA", "  - id: lora\n    nmae: LoRA", "methods[2].nmae: unknown key"),
+        ("methods.yaml", "trainable_share_percent: [0.1, 2]", "trainable_share_percent: [2, 0.1]",
+         "trainable_share_percent: low 2.0 is above high 0.1"),
+        ("decision_table.yaml", "method: lora\n    reason: \"knowledge", "method: loar\n    reason: \"knowledge",
+         "rules[1].method: 'loar' is not a runnable method id"),
+        ("decision_table.yaml", "when: {goal: style}", "when: {goal: poetry}", "rules[0].when.goal: 'poetry'"),
+        ("scorecard.yaml", "task: 0.40", "task: 0.50", "weights must add up to 1"),
+        ("hyperparameters.yaml", "lora: [5.0e-5, 1.0e-4]", "lora: [5.0e-5, 8.0e-5]",
+         "learning_rate.lora: the default 0.0001 of methods.yaml lies outside"),
+        ("architectures.yaml", "{name: q_proj, shape: q}", "{name: q_proj, shape: query}", "'query' is not one of"),
+        ("estimator.yaml", "cuda_context_gb: 0.5", "cuda_context_gb: lots", "memory.cuda_context_gb: must be a number"),
+    ],
+)
+def test_a_malformed_knowledge_file_fails_at_load(knowledge_copy: Path, file: str, old: str, new: str,
+                                                   expected: str) -> None:
+    path = knowledge_copy / file
+    text = path.read_text()
+    assert old in text, "the test's edit no longer applies"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(KnowledgeError) as err:
+        loader.load_all()
+    assert file in str(err.value) and expected in str(err.value)
+
+
+def test_broken_yaml_is_reported_with_the_file(knowledge_copy: Path) -> None:
+    (knowledge_copy / "scorecard.yaml").write_text("version: 1\nweights: [unclosed\n")
+    with pytest.raises(KnowledgeError, match="scorecard.yaml: not valid YAML"):
+        loader.load_scorecard()
