@@ -119,7 +119,7 @@ class _Checker:
         for k in value:
             if k not in allowed:
                 self.fail(f"{key}.{k}" if key else str(k), "unknown key", f"allowed here: {', '.join(allowed)}")
-        return value
+        return dict(value)
 
     def string(self, d: dict[str, Any], key: str, path: str, *, required: bool = False,
                choices: tuple[str, ...] | None = None) -> str | None:
@@ -286,7 +286,8 @@ def load_answers(path: str | Path) -> Answers:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError("no such file", file=name, hint="check the path; examples/ has answers files to copy") from None
+        raise InputError("no such file", file=name,
+                         hint="check the path; examples/ has answers files to copy") from None
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start})", file=name, hint="save the file as UTF-8") from None
     except OSError as exc:

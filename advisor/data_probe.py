@@ -246,7 +246,8 @@ def extract_example(record: dict[str, Any], layout: str) -> tuple[str, str]:
         return "", _string(record, "text")
     turns = record["conversations" if layout == "sharegpt" else "messages"]
     role_key, text_key = ("from", "value") if layout == "sharegpt" else ("role", "content")
-    prompt, response = [], []
+    prompt: list[str] = []
+    response: list[str] = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict) or role_key not in turn:
             raise ValueError(f"turn {i + 1} must be an object with {role_key!r} and {text_key!r}")

@@ -101,7 +101,8 @@ def _check(profile: ModelProfile, cfg: EstimateConfig) -> None:
     if cfg.method not in RUNNABLE_METHODS:
         raise InputError(f"unknown method {cfg.method!r}", key="method", hint=f"one of: {', '.join(RUNNABLE_METHODS)}")
     if cfg.optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer {cfg.optimizer!r}", key="optimizer", hint=f"one of: {', '.join(OPTIMIZERS)}")
+        raise InputError(f"unknown optimizer {cfg.optimizer!r}", key="optimizer",
+                         hint=f"one of: {', '.join(OPTIMIZERS)}")
     if cfg.bits not in (None, 4, 8, 16, 32):
         raise InputError(f"bits must be 4, 8, 16 or 32, got {cfg.bits}", key="bits")
     if cfg.device not in ("cuda", "mps", "cpu"):
@@ -187,12 +188,16 @@ def _block_activation_bytes(profile: ModelProfile, cfg: EstimateConfig, trainabl
     c, h, f = compute_bytes, profile.hidden_size, profile.ffn_size
     q = profile.q_dim
     experts = profile.experts_per_token
-    lora = {name for name, *_ in lora_target_modules(profile, cfg.lora_targets)} if cfg.method in LORA_METHODS else set()
+    lora = set()
+    if cfg.method in LORA_METHODS:
+        lora = {name for name, *_ in lora_target_modules(profile, cfg.lora_targets)}
     lora_copy = c if c != 4 else 0  # fp32 base: no cast, LoRA shares the input tensor
     total = 0.0
     # The norms. RMSNorm: an fp32 copy of the input is kept (pow and mul); LayerNorm: the input.
     norm = 4 * h if profile.architecture.norm == "rms" else c * h
-    total += profile.architecture.norms_per_block * (norm + (c * h if trainable_weights and profile.architecture.norm == "rms" else 0))
+    if trainable_weights and profile.architecture.norm == "rms":
+        norm += c * h  # the normalised 16-bit tensor, for the weight's gradient
+    total += profile.architecture.norms_per_block * norm
     # Attention core (SDPA): q, k, v (expanded to all heads) and the output.
     total += 4 * c * q
     shared_inputs: dict[str, float] = {}  # modules that read the same tensor share one saved copy
@@ -242,8 +247,8 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
     if bits == 4:
         per_param = 0.5 + (1 / k.nf4_block_size + 4 / (k.nf4_block_size * k.nf4_double_quant_block)
                            if cfg.double_quant else 4 / k.nf4_block_size)
-        weights_q = quantizable * per_param
-        weights_o = other * 4
+        weights_q: float = quantizable * per_param
+        weights_o: float = other * 4
         assumptions.append(f"4-bit NF4 {'with' if cfg.double_quant else 'without'} double quantization: "
                            f"{per_param * 8:.3f} bits per block weight; embeddings, head, norms and biases in fp32 "
                            "(prepare_model_for_kbit_training upcasts them)")
@@ -269,7 +274,8 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
     optimizer = n_train * state_bytes
     step_temp = n_train * p_bytes if cfg.optimizer in ("adamw", "paged_adamw_32bit") and cfg.device == "cuda" else 0
     if cfg.optimizer.startswith("paged"):
-        assumptions.append("paged optimizer states are counted in full: paging only moves them to CPU RAM under pressure")
+        assumptions.append("paged optimizer states are counted in full: paging only moves them to CPU RAM "
+                           "under pressure")
 
     # ---- activations
     trainable_weights = m == "full"
@@ -339,8 +345,8 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
     active_block = sum(fin * fout * (profile.experts_per_token if kind in mlp_kinds else 1)
                        for _, kind, fin, fout in profile.unique_modules())
     head = profile.vocab_size * profile.hidden_size
-    w_fwd = 2 * (profile.num_layers * active_block + head)          # linear FLOPs per token, forward
-    att_fwd = 2 * profile.num_layers * seq * profile.q_dim          # QK^T and AV, causal (half the square)
+    w_fwd: float = 2 * (profile.num_layers * active_block + head)          # linear FLOPs per token, forward
+    att_fwd: float = 2 * profile.num_layers * seq * profile.q_dim          # QK^T and AV, causal (half the square)
     fwd = w_fwd + att_fwd
     if m == "full":
         bwd = 2 * w_fwd + 2 * att_fwd                               # input and weight gradients

@@ -67,7 +67,7 @@ def _detect_gpus() -> tuple[list[Gpu], list[str]]:
         driver = _text(pynvml.nvmlSystemGetDriverVersion())
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         count = pynvml.nvmlDeviceGetCount()
-        indices = range(count)
+        indices: list[int] = list(range(count))
         if visible is not None:
             indices = [int(i) for i in visible.split(",") if i.strip().isdigit() and int(i) < count]
         for i in indices:

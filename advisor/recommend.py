@@ -295,7 +295,8 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
     available, device = available_memory_gb(inputs.hardware)
     usable = round(available * (1 - constants.safety_margin), 2)
     max_length = _max_length(tokens_p99, model, ranges)
-    fixed = {k: overrides[k] for k in ("batch_size", "gradient_checkpointing", "max_length") if k in overrides}
+    fit_keys = ("batch_size", "gradient_checkpointing", "max_length")
+    fixed: dict[str, Any] = {k: overrides[k] for k in fit_keys if k in overrides}
     min_length = int(tokens_p95) if tokens_p95 else 256
 
     def plan(m: str) -> tuple[dict[str, Any], _Fit]:
@@ -419,7 +420,8 @@ def _method_warnings(method: str, answers: Answers, model: ModelProfile, example
     return out
 
 
-def _override_warnings(method: str, overrides: dict[str, Any], hp: dict[str, Any], tokens_p99: float | None) -> list[str]:
+def _override_warnings(method: str, overrides: dict[str, Any], hp: dict[str, Any],
+                       tokens_p99: float | None) -> list[str]:
     """Warnings for hand-set values outside the advised ranges."""
     out = []
     adv = _ranges_for(method)
@@ -473,7 +475,8 @@ def _alternatives(method: str, rejected: dict[str, str], answers: Answers, hp: d
                        {}, min_length)
         need = f"needs {alt_fit.memory.estimated_gb:g} GB"
         if not alt_fit.fits:
-            why = f"{need} even with batch 1, {usable:g} GB usable" if alt in rejected else f"{why}; {need}, does not fit"
+            why = f"{need} even with batch 1, {usable:g} GB usable" if alt in rejected \
+                else f"{why}; {need}, does not fit"
         out.append({"method": alt, "why_not": why, "estimated_gb": alt_fit.memory.estimated_gb,
                     "fits": alt_fit.fits})
     return out

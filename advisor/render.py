@@ -143,7 +143,8 @@ def print_data_profiles(profiles: list[DataProfile], overlaps: list[Problem]) ->
         if p.empty or p.duplicates:
             con.print(f"  empty answers: {p.empty}, duplicates: {p.duplicates}")
         if p.problem_counts:
-            con.print("  problems: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(p.problem_counts.items())))
+            counts = sorted(p.problem_counts.items())
+            con.print("  problems: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts))
             for problem in p.problems[:SHOWN_PROBLEMS]:
                 where = f"line {problem.line}" if problem.line else "file"
                 colour = "red" if problem.severity == "error" else "yellow"

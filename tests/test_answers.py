@@ -80,7 +80,8 @@ def test_save_never_overwrites_unless_asked_and_keeps_a_backup(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("edit", "key", "line", "words"),
     [
-        (("goal: knowledge", "goal: poetry"), "goal", 2, ["'poetry' is not allowed", "style, knowledge, reasoning, agent"]),
+        (("goal: knowledge", "goal: poetry"), "goal", 2,
+         ["'poetry' is not allowed", "style, knowledge, reasoning, agent"]),
         (("goal: knowledge\n", ""), "goal", None, ["missing", "one of: style"]),
         (("version: 1", "version: 2"), "version", 1, ["not a known version", "version: 1"]),
         (("seed: 3", "seed: -1"), "seed", 12, ["out of range"]),

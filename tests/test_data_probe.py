@@ -36,7 +36,8 @@ def test_layouts_are_detected_and_measured(tmp_path: Path, rows: list[dict[str, 
 
 def test_tool_calls_count_as_the_assistant_answer(tmp_path: Path) -> None:
     call = [{"type": "function", "function": {"name": "f", "arguments": "{}"}}]
-    rows = [{"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": None, "tool_calls": call}]}]
+    turns = [{"role": "user", "content": "x"}, {"role": "assistant", "content": None, "tool_calls": call}]
+    rows = [{"messages": turns}]
     profile = probe_file(write_jsonl(tmp_path / "d.jsonl", rows))
     assert profile.examples == 1 and profile.response_chars is not None
     assert profile.response_chars.max == len(json.dumps(call))
