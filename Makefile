@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types clean
+.PHONY: demo test check lint types bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,12 +22,16 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check advisor runner knowledge tests
+	$(VENV)/bin/ruff check advisor runner knowledge tests bench
 
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
 check: lint types test
+
+## Start-up times of the pure commands against bare Python.
+bench: $(STAMP)
+	$(PY) bench/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
