@@ -111,7 +111,15 @@ class _Checker:
         self.file, self.lines = file, lines
 
     def fail(self, key: str, message: str, hint: str | None = None) -> None:
-        raise InputError(message, file=self.file, line=self.lines.get(key), key=key, hint=hint)
+        raise InputError(message, file=self.file, line=self._line(key), key=key, hint=hint)
+
+    def _line(self, key: str) -> int | None:
+        """The line of `key`, or of its nearest parent that is in the file (a missing key's section)."""
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key.rsplit(".", 1)[0] if "." in key else key.rsplit("[", 1)[0] if "[" in key else ""
+        return None
 
     def mapping(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
         if not isinstance(value, dict):

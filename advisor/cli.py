@@ -41,7 +41,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from advisor.estimate import EstimateConfig, estimate_memory, estimate_time
     from advisor.model_profile import profile_model
 
-    model = profile_model(args.model, args.params_b, allow_network=not args.offline)
+    try:
+        model = profile_model(args.model, args.params_b, allow_network=not args.offline)
+    except InputError as exc:
+        raise InputError(exc.message, file=exc.file, key="--model",
+                         hint="give a model folder, or the size with --params-b") from None
     device, gpu_name, cores = args.device, args.gpu, None
     if device is None or (device == "cuda" and gpu_name is None) or device == "cpu":
         from advisor.hardware import detect_hardware

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import math
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -117,12 +116,23 @@ class DataProfile:
 Record = tuple[int, Any]  # (line or record number, parsed value or a Problem)
 
 
+#: Magic bytes of files that are not text, with what to do about them.
+BINARY_KINDS = {b"\x1f\x8b": "gzip-compressed: decompress it first (gunzip)",
+                b"PK\x03\x04": "a zip archive: extract the data file from it",
+                b"PAR1": "Parquet: name it .parquet"}
+
+
 def _container(path: Path) -> str:
+    with path.open("rb") as f:
+        magic = f.read(4)
+    for prefix, what in BINARY_KINDS.items():
+        if magic.startswith(prefix) and not (prefix == b"PAR1" and path.suffix.lower() == ".parquet"):
+            raise InputError(f"this file is {what}", file=str(path))
     container = CONTAINERS.get(path.suffix.lower())
     if container:
         return container
     with path.open("rb") as f:
-        head = f.read(4096).lstrip()
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"["):
         return "json"
     if head.startswith(b"{"):
@@ -137,7 +147,7 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
             if not raw.strip():
                 continue
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM from Windows editors
             except UnicodeDecodeError as exc:
                 yield number, Problem("not_utf8", f"bytes that are not UTF-8 at column {exc.start + 1}; "
                                       "re-save the file as UTF-8", number)
@@ -151,7 +161,7 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
 def _json_records(path: Path, profile: DataProfile) -> Iterator[Record]:
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"bytes that are not UTF-8 at line {line}", file=str(path), line=line,
@@ -183,7 +193,7 @@ def _json_records(path: Path, profile: DataProfile) -> Iterator[Record]:
 def _csv_records(path: Path) -> Iterator[Record]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with path.open("rb") as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
         reader = csv.DictReader(text, delimiter=delimiter)
         try:
             line = reader.line_num + 1
@@ -275,11 +285,9 @@ def _string(record: dict[str, Any], key: str, optional: bool = False) -> str:
     return value
 
 
-_SPACE = re.compile(r"\s+")
-
-
 def _hash(text: str) -> bytes:
-    return hashlib.blake2b(_SPACE.sub(" ", text.strip().lower()).encode(), digest_size=16).digest()
+    """A digest of the text with case and runs of whitespace ignored (for duplicates and leakage)."""
+    return hashlib.blake2b(" ".join(text.lower().split()).encode(), digest_size=16).digest()
 
 
 # --------------------------------------------------------------------------- the probe
@@ -300,7 +308,7 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
     profile = DataProfile(file=name, container=container, layout=layout)
     if container == "jsonl":
         with p.open("rb") as f:
-            if f.read(4096).lstrip().startswith(b"["):
+            if f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
                 profile.add(Problem("container", "this file is one JSON array, not JSON Lines; it is read as "
                                     "JSON, but name it .json or write one object per line", None, "warning"))
                 container = profile.container = "json"

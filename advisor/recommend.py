@@ -312,8 +312,10 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
                              key="overrides.gradient_checkpointing", hint="remove it, or choose lora/qlora")
         try:
             return hp, _fit(m, hp, model, device, usable, fixed, min_length)
-        except InputError as exc:
-            raise _in_answers(exc, answers, f"overrides.{exc.key}" if exc.key else "overrides") from None
+        except InputError as exc:  # a hand-set value the method cannot use: name it as the user wrote it
+            key = f"overrides.{exc.key}" if exc.key else "overrides"
+            raise InputError(exc.message, file=str(answers.source) if answers.source else None, key=key,
+                             hint=exc.hint) from None
 
     hp, fit = plan(method)
     while not fit.fits and not user_method:

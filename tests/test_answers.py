@@ -98,7 +98,7 @@ def test_save_never_overwrites_unless_asked_and_keeps_a_backup(tmp_path: Path) -
         (("bits: 4", "bits: 3"), "overrides.bits", 18, ["one of: 4, 8, 16, 32"]),
         (("gradient_checkpointing: true", "gradient_checkpointing: yes please"), "overrides.gradient_checkpointing",
          18, ["true or false"]),
-        (("  name_or_path: Qwen/Qwen2.5-7B-Instruct\n", ""), "model.name_or_path", None, ["missing"]),
+        (("  name_or_path: Qwen/Qwen2.5-7B-Instruct\n", ""), "model.name_or_path", 7, ["missing"]),
         (("  params_b: 7.6", "  params_b: 7.6\n  trust_remote_code: maybe"), "model.trust_remote_code", 10,
          ["true or false"]),
     ],
@@ -151,3 +151,11 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         load_answers(tmp_path / "nope.yaml")
     with pytest.raises(InputError, match="is a folder"):
         load_answers(tmp_path)
+
+
+def test_a_missing_key_points_at_its_section(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\ngoal: style\ndata: {examples: 9}\nmodel: {name_or_path: gpt2}\n"
+                           "hardware:\n  gpus:\n    - {name: A10}\n")
+    with pytest.raises(InputError) as err:
+        load_answers(path)
+    assert err.value.key == "hardware.gpus[0].memory_gb" and err.value.line == 7

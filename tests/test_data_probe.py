@@ -173,3 +173,21 @@ def test_token_counts_with_a_tokenizer(tmp_path: Path) -> None:
     rows = [{"text": "hello world hello"}, {"text": "world"}]
     profile = probe_file(write_jsonl(tmp_path / "d.jsonl", rows), tokenizer=str(folder))
     assert profile.total_tokens is not None and profile.total_tokens.max == 3 and profile.total_tokens.p50 == 1
+
+
+def test_a_byte_order_mark_from_windows_editors_is_accepted(tmp_path: Path) -> None:
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + b'{"text": "hello"}\n{"text": "world"}\n')
+    csv_file = tmp_path / "bom.csv"
+    csv_file.write_bytes(b"\xef\xbb\xbfinstruction,output\r\nq,a\r\n")
+    assert probe_file(jsonl).examples == 2 and not probe_file(jsonl).problems
+    assert probe_file(csv_file).layout == "alpaca"
+
+
+def test_a_compressed_file_is_named_for_what_it_is(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(gzip.compress(b'{"text": "x"}\n'))
+    with pytest.raises(InputError, match="gzip-compressed: decompress it first"):
+        probe_file(path)

@@ -192,3 +192,12 @@ def test_a_data_file_without_usable_examples(tmp_path: Path) -> None:
 def test_every_shipped_example_recommends(example: Path) -> None:
     result = recommend(gather_inputs(load_answers(example), allow_network=False))
     assert result["method"] and result["memory"]["fits"] and result["reasons"]
+
+
+def test_an_override_the_model_cannot_take_names_the_overrides_key(tmp_path: Path) -> None:
+    raw = answers(model="meta-llama/Llama-3.2-1B-Instruct", overrides={"lora_targets": "q,v"})
+    (tmp_path / "a.yaml").write_text(json.dumps(raw))
+    with pytest.raises(InputError) as err:
+        recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
+    assert err.value.key == "overrides.lora_targets" and err.value.file == str(tmp_path / "a.yaml")
+    assert "q_proj" in str(err.value)
