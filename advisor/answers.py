@@ -338,7 +338,13 @@ def save_answers(answers: Answers, path: str | Path, *, overwrite: bool = False)
     p = Path(path)
     if p.exists() and not overwrite:
         raise InputError("already exists; not overwritten", file=str(p), hint="choose another name")
-    text = yaml.safe_dump(answers_to_dict(answers), sort_keys=False, allow_unicode=True)
+    data = answers_to_dict(answers)
+    if answers.source is not None and p.resolve().parent != answers.source.parent:
+        # relative data paths were relative to the old file's folder: keep them pointing at the same files
+        for key in ("path", "test_path"):
+            if key in data["data"]:
+                data["data"][key] = str(answers.resolve(data["data"][key]))
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text("# finetune-advisor answers file (version 1)\n" + text, encoding="utf-8")

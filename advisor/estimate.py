@@ -20,7 +20,6 @@ Time: tokens x FLOPs per token / (peak FLOP/s x utilisation), with a per-method 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -372,7 +371,3 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
              f"({'forward + backward' + (' + recompute' if cfg.gradient_checkpointing else '')}) on {where}"
              + (f", x{factor:g} for {m}" if factor != 1 else "") + "; evaluation not included")
     return TimeEstimate(round(seconds / 3600, 3 if seconds < 36 else 2), int(tokens), flops, rate / factor, basis)
-
-
-def tokens_for(examples: int, epochs: int, tokens_per_example: float) -> int:
-    return int(math.ceil(examples * epochs * tokens_per_example))

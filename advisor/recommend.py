@@ -7,7 +7,7 @@ files, the model's config and (unless the answers state it) the hardware of this
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from advisor.answers import Answers
@@ -366,6 +366,10 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
     time = estimate_time(model, fit.config, tokens=int(train_examples * hp["epochs"] * tokens_per_example),
                          device_name=gpu_name, cpu_cores=inputs.hardware.cpu_cores)
 
+    if device == "cpu" and time.estimated_hours > 24:
+        warnings.append(f"training on the CPU would take about {time.estimated_hours:.0f} hours: use a machine with "
+                        "a GPU, or a smaller model")
+
     # ---- alternatives
     alternatives = _alternatives(method, rejected, answers, hp, model, device, usable, fixed, min_length, examples,
                                  max_length, rules, reasons)
@@ -482,8 +486,3 @@ def _alternatives(method: str, rejected: dict[str, str], answers: Answers, hp: d
         out.append({"method": alt, "why_not": why, "estimated_gb": alt_fit.memory.estimated_gb,
                     "fits": alt_fit.fits})
     return out
-
-
-def with_overrides(answers: Answers, **overrides: Any) -> Answers:
-    """The same answers with more overrides (used by --method and --set)."""
-    return replace(answers, overrides={**answers.overrides, **overrides})

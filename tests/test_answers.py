@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from advisor.answers import answers_to_dict, load_answers, save_answers
+from advisor.answers import Answers, answers_to_dict, load_answers, save_answers
 from advisor.errors import InputError
 from tests.conftest import EXAMPLES
 
@@ -60,10 +61,17 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert answers_to_dict(again) == answers_to_dict(original)
 
 
+def _resolved(a: Answers) -> dict[str, Any]:
+    """The answers as data, with data paths made absolute (saving elsewhere may rewrite them)."""
+    out = answers_to_dict(a)
+    out["data"] = {k: str(a.resolve(v)) if k in ("path", "test_path") else v for k, v in out["data"].items()}
+    return out
+
+
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_example_round_trips(example: Path, tmp_path: Path) -> None:
     a = load_answers(example)
-    assert answers_to_dict(load_answers(save_answers(a, tmp_path / example.name))) == answers_to_dict(a)
+    assert _resolved(load_answers(save_answers(a, tmp_path / example.name))) == _resolved(a)
 
 
 def test_save_never_overwrites_unless_asked_and_keeps_a_backup(tmp_path: Path) -> None:
@@ -159,3 +167,11 @@ def test_a_missing_key_points_at_its_section(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         load_answers(path)
     assert err.value.key == "hardware.gpus[0].memory_gb" and err.value.line == 7
+
+
+def test_saving_elsewhere_keeps_relative_data_paths_pointing_at_the_same_files(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    a = load_answers(write(tmp_path / "project", GOOD))
+    moved = load_answers(save_answers(a, tmp_path / "elsewhere" / "answers.yaml"))
+    assert moved.data.path is not None
+    assert moved.resolve(moved.data.path) == tmp_path / "project" / "data" / "train.jsonl"

@@ -201,3 +201,9 @@ def test_an_override_the_model_cannot_take_names_the_overrides_key(tmp_path: Pat
         recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
     assert err.value.key == "overrides.lora_targets" and err.value.file == str(tmp_path / "a.yaml")
     assert "q_proj" in str(err.value)
+
+
+def test_a_big_model_on_the_cpu_warns_about_the_time() -> None:
+    result = rec(answers(gpu_gb=None, model="Qwen/Qwen2.5-1.5B-Instruct"))
+    assert result["hardware"]["device"] == "cpu"
+    assert any("training on the CPU would take about" in w for w in result["warnings"])
