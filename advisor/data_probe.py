@@ -15,7 +15,8 @@ from typing import Any
 
 from advisor.errors import InputError
 
-__all__ = ["DataProfile", "LengthStats", "Problem", "extract_example", "find_overlap", "probe_file", "LAYOUTS"]
+__all__ = ["DataProfile", "LengthStats", "Problem", "LAYOUTS", "detect_layout", "extract_example", "find_overlap",
+           "probe_file", "read_records", "to_messages", "tool_calls_text"]
 
 LAYOUTS = ("alpaca", "sharegpt", "messages", "text")
 CONTAINERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
@@ -24,7 +25,6 @@ CONTAINERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "c
 VERY_LONG_CHARS = 100_000
 #: At most this many problems of one kind are kept with their line numbers; the rest are counted.
 PROBLEMS_KEPT_PER_KIND = 50
-ASSISTANT_ROLES = {"assistant", "gpt", "model", "function_call"}
 
 
 @dataclass(frozen=True)
@@ -244,33 +244,73 @@ _REQUIRED = {"alpaca": ("instruction", "output"), "sharegpt": ("conversations",)
              "text": ("text",)}
 
 
-def extract_example(record: dict[str, Any], layout: str) -> tuple[str, str]:
-    """(prompt, response) text of one record; raises ValueError naming the missing or bad field."""
+#: sharegpt `from` values and messages `role` values, mapped to the roles chat templates know.
+ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
+              "chatgpt": "assistant", "function_call": "assistant", "system": "system", "tool": "tool",
+              "observation": "tool", "function": "tool", "ipython": "tool"}
+
+
+def to_messages(record: dict[str, Any], layout: str) -> list[dict[str, str]]:
+    """The record as chat messages ({role, content}); `text` records become one assistant message with
+    role "text". Raises ValueError naming the missing or bad field."""
     for key in _REQUIRED[layout]:
         if key not in record or record[key] is None:
             raise ValueError(f"missing field {key!r} (the {layout} layout needs {', '.join(_REQUIRED[layout])})")
     if layout == "alpaca":
         parts = [_string(record, "instruction"), _string(record, "input", optional=True)]
-        return "\n\n".join(p for p in parts if p), _string(record, "output")
+        out = []
+        if isinstance(record.get("system"), str) and record["system"]:
+            out.append({"role": "system", "content": record["system"]})
+        out.append({"role": "user", "content": "\n\n".join(p for p in parts if p)})
+        out.append({"role": "assistant", "content": _string(record, "output")})
+        return out
     if layout == "text":
-        return "", _string(record, "text")
+        return [{"role": "text", "content": _string(record, "text")}]
     turns = record["conversations" if layout == "sharegpt" else "messages"]
+    if not isinstance(turns, list):
+        raise ValueError(f"field {'conversations' if layout == 'sharegpt' else 'messages'!r} must be a list")
     role_key, text_key = ("from", "value") if layout == "sharegpt" else ("role", "content")
-    prompt: list[str] = []
-    response: list[str] = []
+    out = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict) or role_key not in turn:
             raise ValueError(f"turn {i + 1} must be an object with {role_key!r} and {text_key!r}")
+        role = ROLE_NAMES.get(str(turn[role_key]).lower())
+        if role is None:
+            raise ValueError(f"turn {i + 1}: unknown {role_key} {turn[role_key]!r} "
+                             f"(use {', '.join(sorted(set(ROLE_NAMES)))})")
         content = turn.get(text_key)
         if content is None and turn.get("tool_calls"):
-            content = json.dumps(turn["tool_calls"], ensure_ascii=False)
+            content = tool_calls_text(turn["tool_calls"])
         if isinstance(content, list):  # multi-part content: keep the text parts
             content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         if not isinstance(content, str):
             raise ValueError(f"turn {i + 1}: {text_key!r} must be a string")
-        (response if str(turn[role_key]).lower() in ASSISTANT_ROLES else prompt).append(content)
-    if not response:
+        out.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in out):
         raise ValueError(f"no assistant turn ({role_key} = assistant or gpt): nothing to learn from")
+    return out
+
+
+def tool_calls_text(calls: Any) -> str:
+    """OpenAI-style tool_calls as the JSON text the model learns to write: {"name": ..., "arguments": {...}}."""
+    out = []
+    for call in calls if isinstance(calls, list) else [calls]:
+        fn = call.get("function", call) if isinstance(call, dict) else {}
+        args = fn.get("arguments", {}) if isinstance(fn, dict) else {}
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError:
+                pass
+        out.append({"name": fn.get("name") if isinstance(fn, dict) else None, "arguments": args})
+    return json.dumps(out[0] if len(out) == 1 else out, ensure_ascii=False, sort_keys=True)
+
+
+def extract_example(record: dict[str, Any], layout: str) -> tuple[str, str]:
+    """(prompt, response) text of one record; raises ValueError naming the missing or bad field."""
+    messages = to_messages(record, layout)
+    prompt = [m["content"] for m in messages if m["role"] not in ("assistant", "text")]
+    response = [m["content"] for m in messages if m["role"] in ("assistant", "text")]
     return "\n".join(prompt), "\n".join(response)
 
 
@@ -312,10 +352,7 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
                 profile.add(Problem("container", "this file is one JSON array, not JSON Lines; it is read as "
                                     "JSON, but name it .json or write one object per line", None, "warning"))
                 container = profile.container = "json"
-    records: Iterator[Record] = {
-        "jsonl": lambda: _jsonl_records(p), "json": lambda: _json_records(p, profile),
-        "csv": lambda: _csv_records(p), "parquet": lambda: _parquet_records(p),
-    }[container]()
+    records = _records(p, container, profile)
 
     encode = _tokenizer(tokenizer) if tokenizer else None
     profile.tokenizer = tokenizer
@@ -375,6 +412,26 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
     profile.total_chars = LengthStats.of(total_len)
     profile.total_tokens = LengthStats.of(token_len)
     return profile
+
+
+def _records(path: Path, container: str, profile: DataProfile) -> Iterator[Record]:
+    return {
+        "jsonl": lambda: _jsonl_records(path), "json": lambda: _json_records(path, profile),
+        "csv": lambda: _csv_records(path), "parquet": lambda: _parquet_records(path),
+    }[container]()
+
+
+def read_records(path: str | Path) -> Iterator[Record]:
+    """(line, record) of every record of a data file; a record that cannot be read comes as a Problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such file" if not p.exists() else "is not a file", file=str(path))
+    container = _container(p)
+    if container == "jsonl":
+        with p.open("rb") as f:
+            if f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+                container = "json"
+    yield from _records(p, container, DataProfile(file=str(path), container=container, layout=None))
 
 
 def _tokenizer(source: str) -> Any:

@@ -40,7 +40,21 @@ def test_tool_calls_count_as_the_assistant_answer(tmp_path: Path) -> None:
     rows = [{"messages": turns}]
     profile = probe_file(write_jsonl(tmp_path / "d.jsonl", rows))
     assert profile.examples == 1 and profile.response_chars is not None
-    assert profile.response_chars.max == len(json.dumps(call))
+    assert profile.response_chars.max == len('{"arguments": {}, "name": "f"}')  # the call as the model writes it
+
+
+def test_tool_calls_become_name_and_parsed_arguments() -> None:
+    from advisor.data_probe import to_messages
+
+    call = [{"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]
+    messages = to_messages({"messages": [{"role": "user", "content": "Weather?"},
+                                         {"role": "assistant", "content": None, "tool_calls": call}]}, "messages")
+    assert json.loads(messages[1]["content"]) == {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    sharegpt = to_messages({"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]},
+                           "sharegpt")
+    assert [m["role"] for m in sharegpt] == ["user", "assistant"]
+    with pytest.raises(ValueError, match="unknown from 'robot'"):
+        to_messages({"conversations": [{"from": "robot", "value": "x"}]}, "sharegpt")
 
 
 def test_counts_coverage_and_percentiles(tmp_path: Path) -> None:
