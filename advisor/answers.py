@@ -37,6 +37,8 @@ OVERRIDE_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "gradient_checkpointing": (bool, None),
     "bits": (int, (4, 8, 16, 32)),
     "optimizer": (str, OPTIMIZERS),
+    "max_steps": (int, (1, 10_000_000)),
+    "save_steps": (int, (1, 10_000_000)),
 }
 
 
@@ -46,6 +48,8 @@ class DataAnswers:
     """The training data file; counts and lengths are measured from it."""
     test_path: str | None = None
     """An optional held-out test file; otherwise a seeded share of `path` is held out."""
+    validation_path: str | None = None
+    """An optional validation file; otherwise a seeded share of `path` is held out."""
     examples: int | None = None
     """How many examples there are, used when `path` is absent."""
     format: str | None = None
@@ -187,10 +191,11 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
         c.fail("version", f"{raw['version']!r} is not a known version", "this tool reads version: 1")
     goal = c.string(raw, "goal", "goal", required=True, choices=GOALS)
 
-    data_raw = c.mapping(raw.get("data") or {}, "data", ("path", "test_path", "examples", "format"))
+    data_raw = c.mapping(raw.get("data") or {}, "data", ("path", "test_path", "validation_path", "examples", "format"))
     data = DataAnswers(
         path=c.string(data_raw, "path", "data.path"),
         test_path=c.string(data_raw, "test_path", "data.test_path"),
+        validation_path=c.string(data_raw, "validation_path", "data.validation_path"),
         examples=c.number(data_raw, "examples", "data.examples", integer=True, low=1),
         format=c.string(data_raw, "format", "data.format", choices=FORMATS),
     )
@@ -341,7 +346,7 @@ def save_answers(answers: Answers, path: str | Path, *, overwrite: bool = False)
     data = answers_to_dict(answers)
     if answers.source is not None and p.resolve().parent != answers.source.parent:
         # relative data paths were relative to the old file's folder: keep them pointing at the same files
-        for key in ("path", "test_path"):
+        for key in ("path", "test_path", "validation_path"):
             if key in data["data"]:
                 data["data"][key] = str(answers.resolve(data["data"][key]))
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -102,6 +102,85 @@ def cmd_inspect_data(args: argparse.Namespace) -> int:
     return 2 if has_errors else 0
 
 
+def _follow(run_path: str, proc: Any = None, *, stop_on_interrupt: bool) -> int:
+    from advisor.progress import EventPrinter
+    from runner.launch import follow_run, request_stop
+    from runner.rundir import RunDir
+
+    printer = EventPrinter()
+    interrupted = False
+    while True:
+        try:
+            return follow_run(run_path, printer, proc=proc)
+        except KeyboardInterrupt:
+            printer.close()
+            if not stop_on_interrupt or interrupted:
+                sys.stderr.write(f"training continues in the background; follow it with: "
+                                 f"finetune-advisor attach {run_path}\n"
+                                 f"to stop it with a checkpoint: touch {RunDir(run_path).stop_request}\n")
+                return 0
+            interrupted = True
+            sys.stderr.write("stopping after a checkpoint (Ctrl-C again to leave it running in the background)\n")
+            request_stop(RunDir(run_path))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from runner.launch import start_worker
+    from runner.rundir import open_run_dir
+
+    if args.resume:
+        run = open_run_dir(args.resume)
+        if run.worker_alive():
+            raise InputError("this run is still training", file=args.resume,
+                             hint=f"follow it with: finetune-advisor attach {args.resume}")
+        run.stop_request.unlink(missing_ok=True)
+        proc = start_worker(run, resume=True)
+    else:
+        if not args.answers:
+            raise InputError("give --answers A.yaml, or --resume RUN_DIR")
+        from advisor.answers import load_answers
+        from advisor.recommend import gather_inputs, recommend
+        from runner.launch import create_run
+        from runner.model import check_model_source
+        from runner.plan import make_plan
+
+        answers = load_answers(args.answers)
+        inputs = gather_inputs(answers, allow_network=not args.offline)
+        for profile in (inputs.data, inputs.test_data):
+            if profile is not None and profile.errors:
+                first = next(p for p in profile.problems if p.severity == "error")
+                raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
+                                 file=profile.file, line=first.line,
+                                 hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
+        recommendation = recommend(inputs)
+        plan = make_plan(answers, recommendation)
+        check_model_source(plan["model"]["name_or_path"])
+        run = create_run(answers, recommendation, plan, args.runs_dir)
+        proc = start_worker(run)
+    print(f"run directory: {run.path}")
+    if args.detach:
+        print(f"training in the background; follow it with: finetune-advisor attach {run.path}")
+        return 0
+    return _follow(str(run.path), proc, stop_on_interrupt=True)
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from runner.rundir import open_run_dir
+
+    run = open_run_dir(args.run_dir)
+    return _follow(str(run.path), stop_on_interrupt=False)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from runner.export import export_merged
+
+    if not args.merged:
+        raise InputError("say what to export: --merged (a merged 16-bit model)")
+    path = export_merged(args.run_dir)
+    print(f"merged model: {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("train", help="train in a process of its own, and follow it")
+    p.add_argument("--answers", metavar="A.yaml", help="the answers file")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped, killed or crashed run")
+    p.add_argument("--detach", action="store_true", help="return at once; follow later with attach")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs go (default ./runs)")
+    p.add_argument("--offline", action="store_true", help="never contact the model hub")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("attach", help="follow a running or finished run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("export", help="write a merged 16-bit model for LoRA-family runs")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--merged", action="store_true", help="merge the adapter into the 16-bit base model")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("hardware", help="what was detected: GPUs, RAM, CPU, disk")
     p.add_argument("--json", action="store_true")

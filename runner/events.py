@@ -1,0 +1,92 @@
+"""events.jsonl: the append-only progress log a training process writes and any front end follows."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EventLog", "KINDS", "read_events", "follow_events"]
+
+KINDS = ("phase", "step", "eval", "warning", "error", "done")
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: they are written as strings so every line stays valid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class EventLog:
+    """Appends one JSON object a line: {"t": unix seconds, "kind": ..., ...}."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        event = {"t": round(time.time(), 3), "kind": kind, **_clean(fields)}
+        line = json.dumps(event, ensure_ascii=False) + "\n"
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            if kind in ("error", "done"):
+                os.fsync(f.fileno())
+        return event
+
+
+def read_events(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete event; a torn last line (the writer was killed mid-write) is skipped."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and "kind" in event:
+            out.append(event)
+    return out
+
+
+def follow_events(path: str | Path, *, poll_s: float = 0.25, alive: Any = None) -> Iterator[dict[str, Any]]:
+    """Events as they are written, from the start, until a `done` event, or until `alive()` turns false
+    and nothing more is written."""
+    p = Path(path)
+    offset = 0
+    pending = b""
+    while True:
+        got = False
+        if p.exists():
+            with p.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                got = True
+                yield event
+                if event.get("kind") == "done":
+                    return
+        if not got:
+            if alive is not None and not alive():
+                return
+            time.sleep(poll_s)

@@ -1,0 +1,47 @@
+"""`export RUN_DIR --merged`: the adapter merged into the 16-bit base (never into a 4-bit base)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advisor.errors import InputError
+from knowledge.loader import load_methods
+from runner.rundir import open_run_dir
+
+__all__ = ["export_merged"]
+
+
+def export_merged(run_dir: str | Path) -> Path:
+    run = open_run_dir(run_dir)
+    plan = run.read_plan()
+    method = plan["method"]
+    card = load_methods()[method]
+    if method in ("full", "freeze"):
+        raise InputError(f"{method} runs already hold a full model", file=str(run.model), hint="use it as it is")
+    if not card.serving.mergeable:
+        raise InputError(f"{method} adapters cannot be merged into the weights ({card.serving.merge_note})",
+                         file=str(run.path))
+    if not (run.adapter / "adapter_config.json").is_file():
+        raise InputError("the run has no finished adapter", file=str(run.adapter),
+                         hint=f"finish it first: finetune-advisor train --resume {run.path}")
+    target = run.path / "merged"
+    if target.exists():
+        raise InputError("already exported; not overwritten", file=str(target), hint="remove it to export again")
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from runner.model import load_tokenizer
+
+    base_name = plan["model"]["name_or_path"]
+    dtype = torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else torch.float16
+    # QLoRA too: the 16-bit base, not the 4-bit one it trained against (merging into 4-bit loses precision)
+    base = AutoModelForCausalLM.from_pretrained(base_name, dtype=dtype,
+                                                trust_remote_code=plan["model"]["trust_remote_code"])
+    merged = PeftModel.from_pretrained(base, str(run.adapter)).merge_and_unload()
+    tmp = run.path / "merged.tmp"
+    merged.save_pretrained(str(tmp))
+    load_tokenizer(base_name, plan["model"]["trust_remote_code"]).save_pretrained(str(tmp))
+    tmp.rename(target)
+    return target

@@ -1,0 +1,96 @@
+"""Starting a training run in its own process and following it. Pure: no torch import here."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advisor.answers import Answers, answers_to_dict
+from advisor.errors import InputError
+from runner.events import follow_events, read_events
+from runner.rundir import RunDir, create_run_dir, open_run_dir
+
+__all__ = ["create_run", "follow_run", "request_stop", "start_worker"]
+
+#: Free disk below this in the runs folder is refused before anything starts.
+MIN_FREE_DISK_GB = 1.0
+
+
+def create_run(answers: Answers, recommendation: dict[str, Any], plan: dict[str, Any], runs_dir: str) -> RunDir:
+    """A new run directory with answers.yaml, recommendation.json and plan.json."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(runs_dir).free / 1e9
+    if free < MIN_FREE_DISK_GB:
+        raise InputError(f"only {free:.1f} GB free disk", file=runs_dir, hint="free some space or choose --runs-dir")
+    run = create_run_dir(runs_dir, plan["method"], plan["model"]["name_or_path"])
+    data = answers_to_dict(answers)
+    for key in ("path", "test_path", "validation_path"):  # the run keeps pointing at the same files
+        if key in data["data"]:
+            data["data"][key] = str(answers.resolve(data["data"][key]))
+    run.answers.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    run.recommendation.write_text(json.dumps(recommendation, indent=2, ensure_ascii=False), encoding="utf-8")
+    run.plan.write_text(json.dumps(plan, indent=2, ensure_ascii=False), encoding="utf-8")
+    return run
+
+
+def start_worker(run: RunDir, *, resume: bool = False) -> subprocess.Popen[bytes]:
+    """The training process, in a session of its own (a closed terminal or SSH connection does not stop it)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+           "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    log = run.log.open("ab")
+    cmd = [sys.executable, "-m", "runner.worker", str(run.path)] + (["--resume"] if resume else [])
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    log.close()
+    run.pid.write_text(f"{proc.pid}\n")
+    return proc
+
+
+def request_stop(run: RunDir) -> None:
+    """Ask the training process to checkpoint and stop."""
+    run.stop_request.touch()
+    try:
+        pid = int(run.pid.read_text().strip())
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError):
+        pass
+
+
+def follow_run(path: str | Path, on_event: Callable[[dict[str, Any]], None], *,
+               proc: subprocess.Popen[bytes] | None = None) -> int:
+    """Feed every event to `on_event` until the run ends; the exit code of the run.
+
+    A process that dies without a `done` event (kill -9, out of host memory) ends the follow with 1."""
+    run = open_run_dir(path)
+
+    def alive() -> bool:
+        if proc is not None:
+            return proc.poll() is None
+        return run.worker_alive()
+
+    last: dict[str, Any] | None = None
+    for event in follow_events(run.events, alive=alive):
+        on_event(event)
+        last = event
+    if last is not None and last.get("kind") == "done":
+        return int(last.get("exit_code", 0))
+    time.sleep(0.2)
+    done = [e for e in read_events(run.events) if e.get("kind") == "done"]
+    if done:
+        return int(done[-1].get("exit_code", 0))
+    tail = run.log.read_text(errors="replace").strip().splitlines()[-5:] if run.log.exists() else []
+    on_event({"kind": "error", "t": time.time(), "exit_code": 1,
+              "message": "the training process ended without finishing (killed?); continue with: "
+                         f"finetune-advisor train --resume {run.path}" + ("\n" + "\n".join(tail) if tail else "")})
+    return 1

@@ -1,0 +1,102 @@
+"""Loading the base model and tokenizer: device (CUDA > MPS > CPU), dtype, quantization for QLoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+
+__all__ = ["check_model_source", "compute_dtype_name", "load_model", "load_tokenizer", "select_device"]
+
+WEIGHT_PATTERNS = ("*.safetensors",)
+
+
+def check_model_source(name_or_path: str) -> None:
+    """Fail early, with exit 2, for a local model folder that cannot be trained: no config, no weights,
+    pickle-only weights, or no tokenizer. Hub ids are checked when they load."""
+    path = Path(name_or_path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise InputError("a model must be a folder (save_pretrained) or a hub id", file=name_or_path)
+    if not (path / "config.json").is_file():
+        raise InputError("the model folder has no config.json", file=name_or_path,
+                         hint="point to a folder written by save_pretrained")
+    if not any(path.glob(p) for p in WEIGHT_PATTERNS):
+        pickles = list(path.glob("*.bin")) + list(path.glob("*.pt"))
+        if pickles:
+            raise InputError("the model folder has only pickle weights (.bin); this tool loads safetensors only, "
+                             "which cannot run code when loaded", file=name_or_path,
+                             hint="convert: model.save_pretrained(folder, safe_serialization=True)")
+        raise InputError("the model folder has no weights (*.safetensors)", file=name_or_path,
+                         hint="was the download complete? save_pretrained writes model.safetensors")
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+        raise InputError("the model folder has no tokenizer", file=name_or_path,
+                         hint="save the tokenizer next to the model: tokenizer.save_pretrained(folder)")
+
+
+def select_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def compute_dtype_name(device: str) -> str:
+    """bf16 on GPUs that support it, fp16 on older CUDA GPUs, fp32 on the CPU and MPS."""
+    import torch
+
+    if device == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the tokenizer: {str(exc).splitlines()[0]}", file=name_or_path) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def load_model(name_or_path: str, *, device: str, method: str, bits: int | None, trust_remote_code: bool = False,
+               gradient_checkpointing: bool = False) -> Any:
+    """The base model, on `device`, quantized for QLoRA (4-bit NF4 with double quantization, or 8-bit)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = getattr(torch, compute_dtype_name(device))
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if Path(name_or_path).is_dir():
+        kwargs["use_safetensors"] = True
+    if method == "qlora":
+        if bits == 8:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=dtype)
+        kwargs["device_map"] = {"": 0} if device == "cuda" else {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot load the model: {str(exc).splitlines()[0]}", file=name_or_path) from None
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # its default turns gradient checkpointing on; the plan decides (prefix methods never take it)
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.to(device)
+    return model

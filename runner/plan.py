@@ -1,0 +1,75 @@
+"""The plan: everything the training process needs, resolved from the answers and the recommendation.
+
+Pure and fast (no torch): the plan is written to plan.json before the training process starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advisor.answers import Answers
+from advisor.errors import InputError
+from knowledge.loader import load_architectures, load_hyperparameters, load_methods
+
+__all__ = ["make_plan", "TRAINING_DEFAULTS"]
+
+#: Trainer settings not chosen by the recommendation (documented in the README).
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "lr_scheduler": "cosine",
+    "warmup_ratio": 0.03,
+    "weight_decay": 0.0,
+    "max_grad_norm": 1.0,
+    "save_total_limit": 2,
+}
+
+
+def _resolved(answers: Answers, path: str | None) -> str | None:
+    return None if path is None else str(answers.resolve(path))
+
+
+def make_plan(answers: Answers, recommendation: dict[str, Any]) -> dict[str, Any]:
+    """plan.json for one training run."""
+    if not answers.data.path:
+        raise InputError("training needs a data file", file=str(answers.source) if answers.source else None,
+                         key="data.path", hint="set data.path to your JSONL, JSON, CSV or Parquet file")
+    method = recommendation["method"]
+    card = load_methods()[method]
+    ranges = load_hyperparameters()
+    hp = dict(recommendation["hyperparameters"])
+    name = answers.model.name_or_path
+    local = answers.resolve(name)
+    if name.startswith((".", "/", "~")) or local.exists():
+        name = str(local)
+    examples = recommendation["data"]["train_examples"]
+    steps_per_epoch = max(1, examples // (hp["batch_size"] * hp["gradient_accumulation"]))
+    total_steps = answers.overrides.get("max_steps") or steps_per_epoch * hp["epochs"]
+    arch_modules = None
+    model_type = recommendation["model"].get("model_type")
+    if model_type is not None or recommendation["model"]["source"] != "params_b":
+        arch, _ = load_architectures().for_model_type(model_type)
+        arch_modules = {m.name: m.shape for m in arch.modules}
+    return {
+        "version": 1,
+        "goal": answers.goal,
+        "method": method,
+        "method_family": card.family,
+        "model": {"name_or_path": name, "trust_remote_code": answers.model.trust_remote_code,
+                  "modules": arch_modules},
+        "data": {
+            "path": _resolved(answers, answers.data.path),
+            "validation_path": _resolved(answers, answers.data.validation_path),
+            "test_path": _resolved(answers, answers.data.test_path),
+            "layout": answers.data.format,
+            "split": {"validation": ranges.split_validation, "test": ranges.split_test},
+        },
+        "hyperparameters": hp,
+        "seed": answers.seed,
+        "training": {
+            **TRAINING_DEFAULTS,
+            "max_steps": answers.overrides.get("max_steps"),
+            "save_steps": answers.overrides.get("save_steps") or max(10, min(500, total_steps // 5 or 1)),
+            "logging_steps": max(1, min(10, total_steps // 50)),
+            "eval_steps": max(1, total_steps // 5),
+        },
+        "incompatible_with": [i.feature for i in card.incompatibilities],
+    }

@@ -1,0 +1,119 @@
+"""The run directory of DESIGN.md: runs/<UTC time>-<method>-<short name>/, created once, never overwritten."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunDir", "create_run_dir", "open_run_dir"]
+
+
+class RunDir:
+    """Paths inside one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def answers(self) -> Path:
+        return self.path / "answers.yaml"
+
+    @property
+    def recommendation(self) -> Path:
+        return self.path / "recommendation.json"
+
+    @property
+    def plan(self) -> Path:
+        return self.path / "plan.json"
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def pid(self) -> Path:
+        return self.path / "worker.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "worker.log"
+
+    @property
+    def stop_request(self) -> Path:
+        """Creating this file asks the training process to checkpoint and stop (the TUI's Stop action)."""
+        return self.path / "STOP"
+
+    def read_plan(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.plan.read_text(encoding="utf-8"))
+        return data
+
+    def worker_alive(self) -> bool:
+        """Whether the training process recorded in worker.pid is still running."""
+        try:
+            pid = int(self.pid.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        try:  # a zombie (exited, not yet reaped) is not alive
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                return f.read().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return True
+
+
+def _short(name: str) -> str:
+    base = name.rstrip("/").split("/")[-1] or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", base)[:40]
+
+
+def create_run_dir(runs_dir: str | Path, method: str, model_name: str) -> RunDir:
+    """A new, empty run directory; an existing one is never reused."""
+    root = Path(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = f"{stamp}-{method}-{_short(model_name)}"
+    for n in range(1, 1000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return RunDir(path)
+    raise RuntimeError(f"could not create a new run directory under {root}")
+
+
+def open_run_dir(path: str | Path) -> RunDir:
+    """An existing run directory; InputError when it is not one."""
+    from advisor.errors import InputError
+
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise InputError("no such run directory", file=str(path), hint="runs are under ./runs by default")
+    if not run.plan.is_file():
+        raise InputError("not a run directory (no plan.json)", file=str(path))
+    return run

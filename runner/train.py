@@ -1,0 +1,284 @@
+"""Training with transformers' Trainer, reporting to events.jsonl; checkpoints, clean stop, resume.
+
+run_training() is what the training process (runner.worker) runs. It returns the exit code:
+0 done (or stopped cleanly on request), 1 the run failed, 2 bad input found while preparing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from advisor.errors import InputError
+from runner.data import encode_rows, prepare_splits, read_split
+from runner.events import EventLog
+from runner.rundir import RunDir
+
+__all__ = ["StopFlag", "last_complete_checkpoint", "oom_advice", "run_training"]
+
+OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
+                   "paged_adamw_32bit": "paged_adamw_32bit", "sgd": "sgd"}
+GB = 1e9
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM or by a STOP file in the run directory: checkpoint, then stop."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run, self.requested = run, False
+
+    def __bool__(self) -> bool:
+        return self.requested or self.run.stop_request.exists()
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The newest checkpoint-N whose trainer state was written (a kill -9 during a save leaves a partial one)."""
+    if not folder.is_dir():
+        return None
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        try:
+            step = int(path.name.split("-")[-1])
+        except ValueError:
+            continue
+        if (path / "trainer_state.json").is_file():
+            found.append((step, path))
+    return max(found)[1] if found else None
+
+
+def oom_advice(plan: dict[str, Any]) -> str:
+    """The concrete next step after running out of GPU memory, in the order that costs least."""
+    hp = plan["hyperparameters"]
+    if hp["batch_size"] > 1:
+        return (f"set overrides.batch_size: {hp['batch_size'] // 2} and overrides.gradient_accumulation: "
+                f"{hp['gradient_accumulation'] * 2} (same effective batch, half the activations)")
+    if not hp.get("gradient_checkpointing") and "gradient_checkpointing" not in plan["incompatible_with"]:
+        return "set overrides.gradient_checkpointing: true (about 30% slower, far fewer activations kept)"
+    if plan["method"] in ("lora", "dora", "full", "freeze"):
+        return "set overrides.method: qlora (the base model in 4-bit, about a quarter of the memory)"
+    return f"set overrides.max_length: {max(128, hp['max_length'] // 2)} (longer examples will be truncated)"
+
+
+def _memory_gb(device: str) -> float:
+    import torch
+
+    if device == "cuda":
+        return round(torch.cuda.max_memory_allocated() / GB, 3)
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / GB, 3)
+
+
+def _collator(pad_id: int, multiple: int) -> Any:
+    import torch
+
+    def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        longest = max(len(b["input_ids"]) for b in batch)
+        longest = -(-longest // multiple) * multiple
+        out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+        for b in batch:
+            pad = longest - len(b["input_ids"])
+            out["input_ids"].append(b["input_ids"] + [pad_id] * pad)
+            out["attention_mask"].append(b["attention_mask"] + [0] * pad)
+            out["labels"].append(b["labels"] + [-100] * pad)
+        return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+    return collate
+
+
+def _callback(events: EventLog, stop: StopFlag, device: str, state: dict[str, Any]) -> Any:
+    from transformers import TrainerCallback
+
+    class EventsCallback(TrainerCallback):  # type: ignore[misc]
+        """Turns Trainer's hooks into events; stops on request and on a NaN or infinite loss."""
+
+        def __init__(self) -> None:
+            self.last_time = time.time()
+            self.last_tokens = 0
+
+        def on_train_begin(self, args: Any, s: Any, control: Any, **kw: Any) -> None:
+            events.emit("phase", phase="train", step=s.global_step, max_steps=s.max_steps)
+            self.last_time = time.time()
+            self.last_tokens = state["tokens"]
+
+        def on_step_end(self, args: Any, s: Any, control: Any, **kw: Any) -> None:
+            if stop:
+                state["stopped"] = True
+                control.should_save = True
+                control.should_training_stop = True
+
+        def on_log(self, args: Any, s: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now = time.time()
+            tokens = state["tokens"] - self.last_tokens
+            rate = tokens / max(now - self.last_time, 1e-9)
+            self.last_time, self.last_tokens = now, state["tokens"]
+            loss = float(logs["loss"])
+            events.emit("step", step=s.global_step, max_steps=s.max_steps, epoch=round(float(s.epoch or 0), 4),
+                        loss=loss, learning_rate=float(logs.get("learning_rate", 0.0)),
+                        grad_norm=float(logs["grad_norm"]) if logs.get("grad_norm") is not None else None,
+                        tokens_per_s=round(rate, 1), memory_gb=_memory_gb(device))
+            if not math.isfinite(loss):
+                state["nan_step"] = s.global_step
+                control.should_save = False
+                control.should_training_stop = True
+
+        def on_evaluate(self, args: Any, s: Any, control: Any, metrics: dict[str, Any] | None = None,
+                        **kw: Any) -> None:
+            if metrics and "eval_loss" in metrics:
+                events.emit("eval", step=s.global_step, eval_loss=float(metrics["eval_loss"]))
+
+        def on_save(self, args: Any, s: Any, control: Any, **kw: Any) -> None:
+            events.emit("phase", phase="checkpoint", step=s.global_step,
+                        path=str(Path(args.output_dir) / f"checkpoint-{s.global_step}"))
+
+    return EventsCallback()
+
+
+def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -> None:
+    """Checkpoints hold the trained weights and optimizer states (about 12 bytes a trained parameter in
+    fp32), kept save_total_limit times, plus the final artifact."""
+    keep = plan["training"]["save_total_limit"] + 1
+    needed = trainable * 12 * keep + (total * 2 if plan["method"] in ("full", "freeze") else 0) + 0.2 * GB
+    free = shutil.disk_usage(run.path).free
+    if free < needed:
+        raise InputError(f"not enough free disk for checkpoints: about {needed / GB:.1f} GB needed, "
+                         f"{free / GB:.1f} GB free", file=str(run.path),
+                         hint="free some space, or choose another --runs-dir")
+
+
+def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None) -> int:
+    events = EventLog(run.events)
+    stop = stop or StopFlag(run)
+    try:
+        return _run(run, events, resume, stop)
+    except InputError as exc:
+        events.emit("error", message=str(exc), exit_code=2)
+        events.emit("done", status="failed", exit_code=2, message=str(exc))
+        return 2
+    except Exception as exc:  # reported as a failed run (exit 1), with the type and message
+        import torch
+
+        plan = run.read_plan()
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            message = f"out of GPU memory: {oom_advice(plan)}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        events.emit("error", message=message, exit_code=1)
+        events.emit("done", status="failed", exit_code=1, message=message)
+        return 1
+
+
+def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag) -> int:
+    plan = run.read_plan()
+    hp = plan["hyperparameters"]
+    events.emit("phase", phase="prepare", resume=resume)
+
+    import torch
+    from transformers import Trainer, TrainingArguments, set_seed
+
+    from runner.methods import apply_method, trainable_count
+    from runner.model import compute_dtype_name, load_model, load_tokenizer, select_device
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    set_seed(plan["seed"])
+    device = select_device()
+    dtype = compute_dtype_name(device)
+    counts = prepare_splits(plan, run)
+    events.emit("phase", phase="data", **counts)
+    tokenizer = load_tokenizer(plan["model"]["name_or_path"], plan["model"]["trust_remote_code"])
+    train_rows, train_stats = encode_rows(read_split(run, "train"), tokenizer, hp["max_length"])
+    val_rows, _ = encode_rows(read_split(run, "validation"), tokenizer, hp["max_length"])
+    if not train_rows:
+        raise InputError(f"every training example is longer than max_length {hp['max_length']} before its answer "
+                         "begins: nothing is left to learn from", file=plan["data"]["path"],
+                         hint="raise overrides.max_length, or shorten the prompts")
+    if train_stats.truncated:
+        events.emit("warning", message=f"{train_stats.truncated} of {train_stats.examples} training examples were "
+                    f"truncated to max_length {hp['max_length']} tokens; {train_stats.dropped} had no answer "
+                    "left and were dropped")
+
+    model = load_model(plan["model"]["name_or_path"], device=device, method=plan["method"], bits=hp.get("bits"),
+                       trust_remote_code=plan["model"]["trust_remote_code"],
+                       gradient_checkpointing=bool(hp.get("gradient_checkpointing")))
+    model = apply_method(model, plan)
+    trainable, total = trainable_count(model)
+    _check_disk(run, plan, trainable, total)
+    events.emit("phase", phase="model", device=device, dtype=dtype, trainable_params=trainable, total_params=total,
+                train_examples=len(train_rows), validation_examples=len(val_rows))
+
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / (hp["batch_size"] * hp["gradient_accumulation"])))
+    total_steps = plan["training"]["max_steps"] or steps_per_epoch * hp["epochs"]
+    args = TrainingArguments(
+        output_dir=str(run.checkpoints),
+        per_device_train_batch_size=hp["batch_size"], per_device_eval_batch_size=hp["batch_size"],
+        gradient_accumulation_steps=hp["gradient_accumulation"], learning_rate=hp["learning_rate"],
+        num_train_epochs=hp["epochs"], max_steps=plan["training"]["max_steps"] or -1,
+        lr_scheduler_type=plan["training"]["lr_scheduler"],
+        warmup_steps=math.ceil(plan["training"]["warmup_ratio"] * total_steps),
+        weight_decay=plan["training"]["weight_decay"], max_grad_norm=plan["training"]["max_grad_norm"],
+        logging_steps=plan["training"]["logging_steps"], logging_nan_inf_filter=False,
+        save_strategy="steps", save_steps=plan["training"]["save_steps"],
+        save_total_limit=plan["training"]["save_total_limit"],
+        eval_strategy="steps" if val_rows else "no", eval_steps=plan["training"]["eval_steps"],
+        bf16=dtype == "bfloat16", fp16=dtype == "float16",
+        gradient_checkpointing=bool(hp.get("gradient_checkpointing")),
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        optim=OPTIMIZER_NAMES[hp.get("optimizer", "adamw")], seed=plan["seed"], data_seed=plan["seed"],
+        report_to=[], remove_unused_columns=False, dataloader_num_workers=0, use_cpu=device == "cpu",
+        disable_tqdm=True, log_level="warning",
+    )
+    state: dict[str, Any] = {"tokens": 0, "stopped": False, "nan_step": None}
+
+    class CountingTrainer(Trainer):  # type: ignore[misc]
+        """Counts the real (unpadded) tokens it trains on, for tokens per second."""
+
+        def training_step(self, model: Any, inputs: dict[str, Any], *a: Any, **kw: Any) -> Any:
+            state["tokens"] += int(inputs["attention_mask"].sum())
+            return super().training_step(model, inputs, *a, **kw)
+
+    trainer = CountingTrainer(
+        model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
+        data_collator=_collator(tokenizer.pad_token_id, 8 if device == "cuda" else 1),
+        callbacks=[_callback(events, stop, device, state)])
+    checkpoint = last_complete_checkpoint(run.checkpoints) if resume else None
+    if resume and checkpoint is None:
+        events.emit("warning", message="no complete checkpoint to resume from: training starts again")
+    if checkpoint is not None:
+        events.emit("phase", phase="resume", checkpoint=str(checkpoint))
+    started = time.time()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.time() - started
+    summary = {"steps": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+               "train_seconds": round(seconds, 2), "train_loss": float(result.training_loss),
+               "tokens": state["tokens"], "tokens_per_s": round(state["tokens"] / max(seconds, 1e-9), 1),
+               "peak_memory_gb": _memory_gb(device), "trainable_params": trainable, "device": device}
+
+    if state["nan_step"] is not None:
+        message = (f"the loss became NaN or infinite at step {state['nan_step']}: training diverged. Lower the "
+                   f"learning rate (now {hp['learning_rate']:g}; try {hp['learning_rate'] / 10:g}), check the data "
+                   "for empty or garbled answers, and on fp16 GPUs prefer bf16 or fp32")
+        events.emit("error", message=message, exit_code=1)
+        events.emit("done", status="failed", exit_code=1, message=message, **summary)
+        return 1
+    if state["stopped"]:
+        events.emit("done", status="stopped", exit_code=0, checkpoint=str(last_complete_checkpoint(run.checkpoints)),
+                    message=f"stopped on request at step {trainer.state.global_step}; continue with: "
+                            f"finetune-advisor train --resume {run.path}", **summary)
+        run.stop_request.unlink(missing_ok=True)
+        return 0
+
+    events.emit("phase", phase="save")
+    target = run.adapter if plan["method"] not in ("full", "freeze") else run.model
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    events.emit("done", status="done", exit_code=0, artifact=str(target), **summary)
+    return 0
