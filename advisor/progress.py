@@ -33,7 +33,8 @@ class EventPrinter:
         kind = event.get("kind")
         if kind == "step":
             loss = event.get("loss")
-            info = (f"loss {loss:.4f}  lr {event.get('learning_rate', 0):.2e}  "
+            shown = f"{loss:.4f}" if isinstance(loss, float) else str(loss)  # "nan" arrives as a string
+            info = (f"loss {shown}  lr {event.get('learning_rate', 0):.2e}  "
                     f"{event.get('tokens_per_s', 0):.0f} tok/s  {event.get('memory_gb', 0):.2f} GB")
             self._bar(int(event.get("max_steps") or 0))
             if self.progress is not None:
