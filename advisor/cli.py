@@ -124,12 +124,26 @@ def _follow(run_path: str, proc: Any = None, *, stop_on_interrupt: bool) -> int:
             request_stop(RunDir(run_path))
 
 
+def _wait_for_exit_after_done(run: Any, timeout_s: float = 30) -> None:
+    """A process that wrote its `done` event may still be exiting: give it a moment."""
+    import time
+
+    from runner.events import read_events
+
+    if not any(e.get("kind") == "done" for e in read_events(run.events)[-1:]):
+        return
+    deadline = time.time() + timeout_s
+    while run.worker_alive() and time.time() < deadline:
+        time.sleep(0.1)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from runner.launch import start_worker
     from runner.rundir import open_run_dir
 
     if args.resume:
         run = open_run_dir(args.resume)
+        _wait_for_exit_after_done(run)
         if run.worker_alive():
             raise InputError("this run is still training", file=args.resume,
                              hint=f"follow it with: finetune-advisor attach {args.resume}")

@@ -63,30 +63,42 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
 
 
 def follow_events(path: str | Path, *, poll_s: float = 0.25, alive: Any = None) -> Iterator[dict[str, Any]]:
-    """Events as they are written, from the start, until a `done` event, or until `alive()` turns false
-    and nothing more is written."""
+    """Events as they are written, from the start of the file.
+
+    With `alive` (a function: is the training process still running?), it ends once the process is gone
+    and everything it wrote has been read: a run stopped and resumed has several `done` events, and only
+    the process says which is the last. Without `alive`, it ends at the first `done` it reaches."""
     p = Path(path)
     offset = 0
     pending = b""
+
+    def read_new() -> list[dict[str, Any]]:
+        nonlocal offset, pending
+        if not p.exists():
+            return []
+        with p.open("rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        offset += len(chunk)
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        out = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                out.append(event)
+        return out
+
     while True:
-        got = False
-        if p.exists():
-            with p.open("rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-            offset += len(chunk)
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                got = True
-                yield event
-                if event.get("kind") == "done":
-                    return
-        if not got:
-            if alive is not None and not alive():
-                return
+        gone = alive is not None and not alive()  # asked before reading: nothing written after is missed
+        new = read_new()
+        yield from new
+        if gone:
+            return
+        if alive is None and any(e.get("kind") == "done" for e in new):
+            return
+        if not new:
             time.sleep(poll_s)

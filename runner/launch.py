@@ -17,7 +17,7 @@ import yaml
 
 from advisor.answers import Answers, answers_to_dict
 from advisor.errors import InputError
-from runner.events import follow_events, read_events
+from runner.events import follow_events
 from runner.rundir import RunDir, create_run_dir, open_run_dir
 
 __all__ = ["create_run", "follow_run", "request_stop", "start_worker"]
@@ -85,10 +85,6 @@ def follow_run(path: str | Path, on_event: Callable[[dict[str, Any]], None], *,
         last = event
     if last is not None and last.get("kind") == "done":
         return int(last.get("exit_code", 0))
-    time.sleep(0.2)
-    done = [e for e in read_events(run.events) if e.get("kind") == "done"]
-    if done:
-        return int(done[-1].get("exit_code", 0))
     tail = run.log.read_text(errors="replace").strip().splitlines()[-5:] if run.log.exists() else []
     on_event({"kind": "error", "t": time.time(), "exit_code": 1,
               "message": "the training process ended without finishing (killed?); continue with: "

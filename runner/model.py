@@ -23,7 +23,7 @@ def check_model_source(name_or_path: str) -> None:
     if not (path / "config.json").is_file():
         raise InputError("the model folder has no config.json", file=name_or_path,
                          hint="point to a folder written by save_pretrained")
-    if not any(path.glob(p) for p in WEIGHT_PATTERNS):
+    if not any(any(path.glob(p)) for p in WEIGHT_PATTERNS):
         pickles = list(path.glob("*.bin")) + list(path.glob("*.pt"))
         if pickles:
             raise InputError("the model folder has only pickle weights (.bin); this tool loads safetensors only, "
@@ -87,7 +87,7 @@ def load_model(name_or_path: str, *, device: str, method: str, bits: int | None,
                 bnb_4bit_compute_dtype=dtype)
         kwargs["device_map"] = {"": 0} if device == "cuda" else {"": device}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot load the model: {str(exc).splitlines()[0]}", file=name_or_path) from None
     if method == "qlora":

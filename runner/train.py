@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,55 +91,63 @@ def _collator(pad_id: int, multiple: int) -> Any:
     return collate
 
 
-def _callback(events: EventLog, stop: StopFlag, device: str, state: dict[str, Any]) -> Any:
+def _callback(events: EventLog, stop: StopFlag, device: str, counters: dict[str, Any]) -> Any:
     from transformers import TrainerCallback
 
-    class EventsCallback(TrainerCallback):  # type: ignore[misc]
+    class EventsCallback(TrainerCallback):
         """Turns Trainer's hooks into events; stops on request and on a NaN or infinite loss."""
 
         def __init__(self) -> None:
             self.last_time = time.time()
             self.last_tokens = 0
 
-        def on_train_begin(self, args: Any, s: Any, control: Any, **kw: Any) -> None:
-            events.emit("phase", phase="train", step=s.global_step, max_steps=s.max_steps)
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.emit("phase", phase="train", step=state.global_step, max_steps=state.max_steps)
             self.last_time = time.time()
-            self.last_tokens = state["tokens"]
+            self.last_tokens = counters["tokens"]
 
-        def on_step_end(self, args: Any, s: Any, control: Any, **kw: Any) -> None:
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if stop:
-                state["stopped"] = True
+                counters["stopped"] = True
                 control.should_save = True
                 control.should_training_stop = True
 
-        def on_log(self, args: Any, s: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any) -> None:
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+                   **kwargs: Any) -> None:
             logs = logs or {}
             if "loss" not in logs:
                 return
             now = time.time()
-            tokens = state["tokens"] - self.last_tokens
+            tokens = counters["tokens"] - self.last_tokens
             rate = tokens / max(now - self.last_time, 1e-9)
-            self.last_time, self.last_tokens = now, state["tokens"]
+            self.last_time, self.last_tokens = now, counters["tokens"]
             loss = float(logs["loss"])
-            events.emit("step", step=s.global_step, max_steps=s.max_steps, epoch=round(float(s.epoch or 0), 4),
+            events.emit("step", step=state.global_step, max_steps=state.max_steps,
+                        epoch=round(float(state.epoch or 0), 4),
                         loss=loss, learning_rate=float(logs.get("learning_rate", 0.0)),
                         grad_norm=float(logs["grad_norm"]) if logs.get("grad_norm") is not None else None,
                         tokens_per_s=round(rate, 1), memory_gb=_memory_gb(device))
             if not math.isfinite(loss):
-                state["nan_step"] = s.global_step
+                counters["nan_step"] = state.global_step
                 control.should_save = False
                 control.should_training_stop = True
 
-        def on_evaluate(self, args: Any, s: Any, control: Any, metrics: dict[str, Any] | None = None,
-                        **kw: Any) -> None:
+        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None,
+                        **kwargs: Any) -> None:
             if metrics and "eval_loss" in metrics:
-                events.emit("eval", step=s.global_step, eval_loss=float(metrics["eval_loss"]))
+                events.emit("eval", step=state.global_step, eval_loss=float(metrics["eval_loss"]))
 
-        def on_save(self, args: Any, s: Any, control: Any, **kw: Any) -> None:
-            events.emit("phase", phase="checkpoint", step=s.global_step,
-                        path=str(Path(args.output_dir) / f"checkpoint-{s.global_step}"))
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            events.emit("phase", phase="checkpoint", step=state.global_step,
+                        path=str(Path(args.output_dir) / f"checkpoint-{state.global_step}"))
 
     return EventsCallback()
+
+
+def _checkpointing_args(arguments: Any, on: bool) -> dict[str, Any]:
+    """Gradient checkpointing settings under the name this transformers uses (activation_* since 5.x)."""
+    prefix = "activation" if "activation_checkpointing" in arguments.__dataclass_fields__ else "gradient"
+    return {f"{prefix}_checkpointing": on, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
 def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -> None:
@@ -153,11 +162,14 @@ def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -
                          hint="free some space, or choose another --runs-dir")
 
 
-def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None) -> int:
+def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None,
+                 on_trained: Callable[[Any, Any], None] | None = None) -> int:
+    """Train the run's plan; `on_trained(model, tokenizer)` sees the trained model before it is released."""
     events = EventLog(run.events)
-    stop = stop or StopFlag(run)
+    if stop is None:  # not `stop or ...`: a StopFlag is falsy until a stop is requested
+        stop = StopFlag(run)
     try:
-        return _run(run, events, resume, stop)
+        return _run(run, events, resume, stop, on_trained)
     except InputError as exc:
         events.emit("error", message=str(exc), exit_code=2)
         events.emit("done", status="failed", exit_code=2, message=str(exc))
@@ -175,7 +187,8 @@ def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = N
         return 1
 
 
-def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag) -> int:
+def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
+         on_trained: Callable[[Any, Any], None] | None) -> int:
     plan = run.read_plan()
     hp = plan["hyperparameters"]
     events.emit("phase", phase="prepare", resume=resume)
@@ -228,25 +241,24 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag) -> int:
         save_total_limit=plan["training"]["save_total_limit"],
         eval_strategy="steps" if val_rows else "no", eval_steps=plan["training"]["eval_steps"],
         bf16=dtype == "bfloat16", fp16=dtype == "float16",
-        gradient_checkpointing=bool(hp.get("gradient_checkpointing")),
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        **_checkpointing_args(TrainingArguments, bool(hp.get("gradient_checkpointing"))),
         optim=OPTIMIZER_NAMES[hp.get("optimizer", "adamw")], seed=plan["seed"], data_seed=plan["seed"],
         report_to=[], remove_unused_columns=False, dataloader_num_workers=0, use_cpu=device == "cpu",
         disable_tqdm=True, log_level="warning",
     )
-    state: dict[str, Any] = {"tokens": 0, "stopped": False, "nan_step": None}
+    counters: dict[str, Any] = {"tokens": 0, "stopped": False, "nan_step": None}
 
-    class CountingTrainer(Trainer):  # type: ignore[misc]
+    class CountingTrainer(Trainer):
         """Counts the real (unpadded) tokens it trains on, for tokens per second."""
 
         def training_step(self, model: Any, inputs: dict[str, Any], *a: Any, **kw: Any) -> Any:
-            state["tokens"] += int(inputs["attention_mask"].sum())
+            counters["tokens"] += int(inputs["attention_mask"].sum())
             return super().training_step(model, inputs, *a, **kw)
 
     trainer = CountingTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
         data_collator=_collator(tokenizer.pad_token_id, 8 if device == "cuda" else 1),
-        callbacks=[_callback(events, stop, device, state)])
+        callbacks=[_callback(events, stop, device, counters)])
     checkpoint = last_complete_checkpoint(run.checkpoints) if resume else None
     if resume and checkpoint is None:
         events.emit("warning", message="no complete checkpoint to resume from: training starts again")
@@ -259,17 +271,17 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag) -> int:
     seconds = time.time() - started
     summary = {"steps": trainer.state.global_step, "max_steps": trainer.state.max_steps,
                "train_seconds": round(seconds, 2), "train_loss": float(result.training_loss),
-               "tokens": state["tokens"], "tokens_per_s": round(state["tokens"] / max(seconds, 1e-9), 1),
+               "tokens": counters["tokens"], "tokens_per_s": round(counters["tokens"] / max(seconds, 1e-9), 1),
                "peak_memory_gb": _memory_gb(device), "trainable_params": trainable, "device": device}
 
-    if state["nan_step"] is not None:
-        message = (f"the loss became NaN or infinite at step {state['nan_step']}: training diverged. Lower the "
+    if counters["nan_step"] is not None:
+        message = (f"the loss became NaN or infinite at step {counters['nan_step']}: training diverged. Lower the "
                    f"learning rate (now {hp['learning_rate']:g}; try {hp['learning_rate'] / 10:g}), check the data "
                    "for empty or garbled answers, and on fp16 GPUs prefer bf16 or fp32")
         events.emit("error", message=message, exit_code=1)
         events.emit("done", status="failed", exit_code=1, message=message, **summary)
         return 1
-    if state["stopped"]:
+    if counters["stopped"]:
         events.emit("done", status="stopped", exit_code=0, checkpoint=str(last_complete_checkpoint(run.checkpoints)),
                     message=f"stopped on request at step {trainer.state.global_step}; continue with: "
                             f"finetune-advisor train --resume {run.path}", **summary)
@@ -280,5 +292,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag) -> int:
     target = run.adapter if plan["method"] not in ("full", "freeze") else run.model
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
+    if on_trained is not None:
+        on_trained(model, tokenizer)
     events.emit("done", status="done", exit_code=0, artifact=str(target), **summary)
     return 0

@@ -9,8 +9,15 @@ from typing import Any
 def _no_checkpointing(model: Any) -> None:
     # peft's prefix key/values are not recomputed by checkpointed blocks: make sure it is off,
     # including when a k-bit model was prepared (prepare_model_for_kbit_training turns it on by default)
-    if getattr(model, "is_gradient_checkpointing", False):
+    if checkpointing_on(model):
         model.gradient_checkpointing_disable()
+
+
+def checkpointing_on(model: Any) -> bool:
+    """Whether activation (gradient) checkpointing is on, under either name transformers has used."""
+    name = "is_activation_checkpointing" if hasattr(type(model), "is_activation_checkpointing") \
+        else "is_gradient_checkpointing"
+    return bool(getattr(model, name, False))
 
 
 def build_prefix(model: Any, plan: dict[str, Any]) -> Any:
@@ -19,9 +26,9 @@ def build_prefix(model: Any, plan: dict[str, Any]) -> Any:
     _no_checkpointing(model)
     hp = plan["hyperparameters"]
     projection = plan["method"] == "prefix"
-    config = PrefixTuningConfig(
-        num_virtual_tokens=hp["num_virtual_tokens"], prefix_projection=projection,
-        encoder_hidden_size=hp.get("encoder_hidden_size") if projection else None, task_type="CAUSAL_LM")
+    extra = {"encoder_hidden_size": hp["encoder_hidden_size"]} if projection and hp.get("encoder_hidden_size") else {}
+    config = PrefixTuningConfig(num_virtual_tokens=hp["num_virtual_tokens"], prefix_projection=projection,
+                                task_type="CAUSAL_LM", **extra)
     return get_peft_model(model, config)
 
 

@@ -1,0 +1,256 @@
+"""Training as its own process: the run directory, following, kill -9 and resume, a clean stop on request,
+surviving a lost terminal, NaN losses, export, and bad input ending with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from runner.events import read_events
+from runner.rundir import RunDir
+from runner.tiny_model import build_tiny_model
+from runner.train import oom_advice, run_training
+from tests.runner_helpers import make_run, qa_rows, tiny_texts, write_data
+
+SCRIPT = Path(sys.executable).parent / "finetune-advisor"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "llama", tiny_texts())
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_data(tmp_path_factory.mktemp("data") / "qa.jsonl", qa_rows())
+
+
+def answers_file(tmp_path: Path, model: Path, data: Path | str, **overrides: Any) -> Path:
+    raw = {"version": 1, "goal": "knowledge", "data": {"path": str(data)}, "model": {"name_or_path": str(model)},
+           "hardware": {"gpus": [], "ram_gb": 16},
+           "overrides": {"method": "lora", "learning_rate": 5e-3, "max_steps": 6, "save_steps": 3, **overrides}}
+    path = tmp_path / "answers.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+#: Heavier steps (32 examples each) so a signal reliably lands mid-run: about 3 s for 120 steps here.
+SLOW = {"max_steps": 120, "batch_size": 16, "gradient_accumulation": 2, "learning_rate": 1e-3}
+
+
+def cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=timeout)
+
+
+def only_run(tmp_path: Path) -> RunDir:
+    [path] = list((tmp_path / "runs").iterdir())
+    return RunDir(path)
+
+
+def wait_for(run: RunDir, predicate: Any, timeout: float = 120) -> list[dict[str, Any]]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        events = read_events(run.events)
+        if predicate(events):
+            return events
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; events: {read_events(run.events)[-3:]}")
+
+
+def test_train_writes_the_run_directory_and_follows_to_the_end(tmp_path: Path, model: Path, data: Path) -> None:
+    result = cli("train", "--answers", str(answers_file(tmp_path, model, data)), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = only_run(tmp_path)
+    assert run.path.name.endswith("-lora-llama")
+    for name in ("answers.yaml", "recommendation.json", "plan.json", "events.jsonl", "adapter/adapter_config.json",
+                 "data/train.jsonl", "data/validation.jsonl", "data/test.jsonl"):
+        assert (run.path / name).exists(), name
+    assert "done after 6 steps" in result.stdout
+    kinds = [e["kind"] for e in read_events(run.events)]
+    assert kinds.count("step") == 6 and kinds[-1] == "done" and "eval" in kinds
+    step = next(e for e in read_events(run.events) if e["kind"] == "step")
+    assert {"step", "epoch", "loss", "learning_rate", "tokens_per_s", "memory_gb"} <= set(step)
+    again = cli("attach", str(run.path), cwd=tmp_path)
+    assert again.returncode == 0 and "done after 6 steps" in again.stdout
+
+
+def test_the_split_is_seeded_and_saved(tmp_path: Path, model: Path, data: Path) -> None:
+    a = make_run(tmp_path / "a", model, "lora", data, max_steps=1)
+    b = make_run(tmp_path / "b", model, "lora", data, max_steps=1)
+    from runner.data import prepare_splits
+
+    counts = prepare_splits(a.read_plan(), a)
+    prepare_splits(b.read_plan(), b)
+    assert counts == {"train": 32, "validation": 4, "test": 4}
+    assert (a.data / "test.jsonl").read_text() == (b.data / "test.jsonl").read_text()
+    train = {json.dumps(r["messages"]) for r in map(json.loads, (a.data / "train.jsonl").read_text().splitlines())}
+    test = {json.dumps(r["messages"]) for r in map(json.loads, (a.data / "test.jsonl").read_text().splitlines())}
+    assert not train & test
+
+
+def test_kill_9_mid_run_then_resume_finishes_with_the_same_steps(tmp_path: Path, model: Path, data: Path) -> None:
+    answers = answers_file(tmp_path, model, data, **SLOW, save_steps=20)
+    assert cli("train", "--answers", str(answers), "--detach", cwd=tmp_path).returncode == 0
+    run = only_run(tmp_path)
+    wait_for(run, lambda ev: any(e.get("phase") == "checkpoint" and e["step"] >= 20 for e in ev))
+    os.kill(int(run.pid.read_text()), signal.SIGKILL)
+    time.sleep(0.5)
+    assert not any(e["kind"] == "done" for e in read_events(run.events))
+    attach = cli("attach", str(run.path), cwd=tmp_path)
+    assert attach.returncode == 1 and "--resume" in attach.stdout
+    resumed = cli("train", "--resume", str(run.path), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    events = read_events(run.events)
+    assert any(e.get("phase") == "resume" for e in events)
+    assert events[-1]["status"] == "done" and events[-1]["steps"] == 120
+
+
+def test_a_stop_request_checkpoints_and_resume_continues(tmp_path: Path, model: Path, data: Path) -> None:
+    answers = answers_file(tmp_path, model, data, **SLOW, save_steps=1000)
+    assert cli("train", "--answers", str(answers), "--detach", cwd=tmp_path).returncode == 0
+    run = only_run(tmp_path)
+    wait_for(run, lambda ev: any(e["kind"] == "step" and e["step"] >= 5 for e in ev))
+    os.kill(int(run.pid.read_text()), signal.SIGINT)  # what Ctrl-C in `train` sends
+    events = wait_for(run, lambda ev: any(e["kind"] == "done" for e in ev))
+    done = events[-1]
+    assert done["status"] == "stopped" and done["exit_code"] == 0 and done["steps"] < 120
+    assert Path(done["checkpoint"]).name == f"checkpoint-{done['steps']}"
+    assert cli("train", "--resume", str(run.path), cwd=tmp_path).returncode == 0
+    assert read_events(run.events)[-1]["steps"] == 120
+
+
+def test_training_survives_the_loss_of_its_terminal(tmp_path: Path, model: Path, data: Path) -> None:
+    answers = answers_file(tmp_path, model, data, **SLOW, save_steps=1000)
+    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    run = only_run(tmp_path)
+    wait_for(run, lambda ev: any(e["kind"] == "step" for e in ev))
+    os.killpg(follower.pid, signal.SIGHUP)  # the SSH connection drops: the terminal's session gets SIGHUP
+    follower.wait(timeout=30)
+    assert not any(e["kind"] == "done" for e in read_events(run.events)), "finished before the hang-up: no test"
+    events = wait_for(run, lambda ev: any(e["kind"] == "done" for e in ev))
+    assert events[-1]["status"] == "done" and events[-1]["steps"] == 120
+
+
+def test_a_nan_loss_stops_the_run_with_an_explanation(tmp_path: Path, model: Path, data: Path) -> None:
+    run = make_run(tmp_path, model, "full", data, max_steps=30)
+    plan = run.read_plan()
+    plan["hyperparameters"]["learning_rate"] = 1e30  # past what answers allow: diverges for certain
+    run.plan.write_text(json.dumps(plan))
+    assert run_training(run) == 1
+    done = read_events(run.events)[-1]
+    assert done["status"] == "failed" and "NaN or infinite" in done["message"] and "Lower the learning rate" in \
+        done["message"]
+    assert done["steps"] < 30
+
+
+def test_export_merges_into_the_16_bit_base(tmp_path: Path, model: Path, data: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from runner.export import export_merged
+
+    run = make_run(tmp_path, model, "qlora", data, learning_rate=5e-3, max_steps=3)
+    assert run_training(run) == 0
+    merged_path = export_merged(run.path)
+    merged = AutoModelForCausalLM.from_pretrained(str(merged_path), dtype=torch.float32)
+    assert not any("4bit" in type(m).__name__ for m in merged.modules())
+    assert merged.dtype == torch.float32 and (merged_path / "tokenizer.json").exists()
+    base = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.bfloat16)
+    adapter = PeftModel.from_pretrained(base, str(run.adapter))
+    probe = torch.tensor([[5, 9, 30, 41]])
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=probe).logits, adapter(input_ids=probe).logits.float(), atol=0.1)
+    from advisor.errors import InputError
+
+    with pytest.raises(InputError, match="already exported"):
+        export_merged(run.path)
+
+
+def test_export_refuses_prefix_adapters(tmp_path: Path, model: Path, data: Path) -> None:
+    from advisor.errors import InputError
+    from runner.export import export_merged
+
+    run = make_run(tmp_path, model, "p_tuning_v2", data, learning_rate=1e-2, max_steps=1)
+    assert run_training(run) == 0
+    with pytest.raises(InputError, match="cannot be merged"):
+        export_merged(run.path)
+
+
+def test_oom_advice_names_the_cheapest_next_step() -> None:
+    plan: dict[str, Any] = {"method": "lora", "incompatible_with": [],
+                            "hyperparameters": {"batch_size": 4, "gradient_accumulation": 4, "max_length": 1024}}
+    assert "batch_size: 2" in oom_advice(plan) and "gradient_accumulation: 8" in oom_advice(plan)
+    plan["hyperparameters"]["batch_size"] = 1
+    assert "gradient_checkpointing: true" in oom_advice(plan)
+    plan["hyperparameters"]["gradient_checkpointing"] = True
+    assert "method: qlora" in oom_advice(plan)
+    plan["method"] = "qlora"
+    assert "max_length: 512" in oom_advice(plan)
+
+
+def _bad(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [
+        ("missing file", ["no such file"]),
+        ("malformed lines", ["line 2", "not valid JSON"]),
+        ("empty dataset", ["empty"]),
+        ("no response field", ["missing field 'output'"]),
+        ("model folder without weights", ["no weights"]),
+    ],
+)
+def test_bad_input_exits_2_before_training(tmp_path: Path, model: Path, case: str, words: list[str]) -> None:
+    data: Path | str = _bad(tmp_path, "d.jsonl", "".join(json.dumps(r) + "\n" for r in qa_rows()))
+    model_dir = model
+    if case == "missing file":
+        data = tmp_path / "nope.jsonl"
+    elif case == "malformed lines":
+        data = _bad(tmp_path, "d.jsonl", '{"instruction": "q", "output": "a"}\n{"instruction": \n')
+    elif case == "empty dataset":
+        data = _bad(tmp_path, "d.jsonl", "")
+    elif case == "no response field":
+        data = _bad(tmp_path, "d.jsonl", "".join(json.dumps({"instruction": f"q{i}"}) + "\n" for i in range(5)))
+    elif case == "model folder without weights":
+        model_dir = tmp_path / "noweights"
+        model_dir.mkdir()
+        (model_dir / "config.json").write_text((model / "config.json").read_text())
+    answers = answers_file(tmp_path, model_dir, data)
+    if case == "no response field":
+        raw = yaml.safe_load(answers.read_text())
+        raw["data"]["format"] = "alpaca"
+        answers.write_text(yaml.safe_dump(raw))
+    result = cli("train", "--answers", str(answers), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_every_example_longer_than_max_length_exits_2(tmp_path: Path, model: Path) -> None:
+    rows = [{"instruction": "word " * 600 + f"question {i}", "output": f"answer {i}"} for i in range(12)]
+    data = write_data(tmp_path / "long.jsonl", rows)
+    result = cli("train", "--answers", str(answers_file(tmp_path, model, data, max_length=64)), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "every training example is longer than max_length 64" in result.stdout
