@@ -133,7 +133,8 @@ def _style(rng: random.Random) -> list[dict[str, Any]]:
 def _reasoning(rng: random.Random) -> list[dict[str, Any]]:
     people = ["Mia", "Tom", "Ana", "Raj", "Lea", "Sam", "Ivy", "Ben"]
     things = ["apples", "books", "coins", "stamps", "shells", "pencils"]
-    rows, seen = [], set()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     while len(rows) < 300:  # distinct problems: a duplicate split across train and test would leak
         who, what = rng.choice(people), rng.choice(things)
         a, b = rng.randint(2, 20), rng.randint(1, 9)
