@@ -35,6 +35,7 @@ OVERRIDE_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "max_length": (int, (16, 131072)),
     "num_virtual_tokens": (int, (1, 1024)),
     "gradient_checkpointing": (bool, None),
+    "packing": (bool, None),
     "bits": (int, (4, 8, 16, 32)),
     "optimizer": (str, OPTIMIZERS),
     "max_steps": (int, (1, 10_000_000)),

@@ -145,6 +145,7 @@ def _hyperparameters(method: str, goal: str, examples: int, max_length: int) -> 
     if method == "freeze":
         hp["freeze_trainable_layers"] = card.defaults["freeze_trainable_layers"]
     hp["max_length"] = max_length
+    hp["packing"] = card.packable  # padding-free batches: 1.44x the tokens/s of padded ones (bench/)
     hp["optimizer"] = "adamw"
     hp["bits"] = card.defaults.get("bits")
     return hp
@@ -303,7 +304,7 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
         hp = _hyperparameters(m, answers.goal, examples, max_length)
         for key, value in overrides.items():
             if key in hp or key in ("batch_size", "gradient_accumulation", "gradient_checkpointing", "bits",
-                                    "optimizer"):
+                                    "optimizer", "packing"):
                 hp[key] = value
         if fixed.get("gradient_checkpointing") and methods[m].incompatible_with("gradient_checkpointing"):
             why = methods[m].incompatible_with("gradient_checkpointing")

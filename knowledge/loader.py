@@ -136,12 +136,15 @@ class MethodCard:
     serving: Serving
     sources: list[str]
     not_runnable_why: str | None = None
+    packable: bool = False
+    """Whether batches may be flattened into one padding-free row (not for prompt-learning methods)."""
 
     def incompatible_with(self, feature: str) -> Incompatibility | None:
         return next((i for i in self.incompatibilities if i.feature == feature), None)
 
 
-_METHOD_KEYS = ("id", "name", "runnable", "family", "trains", "trainable_share_percent", "strengths", "limits",
+_METHOD_KEYS = ("id", "packable", "name", "runnable", "family", "trains", "trainable_share_percent", "strengths",
+                "limits",
                 "when_to_use", "defaults", "incompatibilities", "serving", "sources", "not_runnable_why")
 _DEFAULT_KEYS = {"learning_rate": float, "epochs": int, "lora_rank": int, "lora_alpha": int, "lora_dropout": float,
                  "lora_targets": str, "bits": int, "num_virtual_tokens": int, "encoder_hidden_size": int,
@@ -184,7 +187,7 @@ def load_methods() -> dict[str, MethodCard]:
             strengths=r.strings("strengths"), limits=r.strings("limits"), when_to_use=r.strings("when_to_use"),
             defaults=defaults, incompatibilities=incompat,
             serving=Serving(s.get("vllm_adapter", bool), s.get("mergeable", bool), s.get("merge_note", str)),
-            sources=r.strings("sources"), not_runnable_why=why_not,
+            sources=r.strings("sources"), not_runnable_why=why_not, packable=r.get("packable", bool),
         )
     missing = [m for m in RUNNABLE_METHODS if m not in cards or not cards[m].runnable]
     if missing:

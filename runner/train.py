@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from advisor.errors import InputError
+from knowledge.loader import load_methods
 from runner.data import encode_rows, prepare_splits, read_split
 from runner.events import EventLog
 from runner.rundir import RunDir
 
 __all__ = ["StopFlag", "last_complete_checkpoint", "oom_advice", "run_training"]
 
-OPTIMIZER_NAMES = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
+OPTIMIZER_NAMES = {"adamw": "adamw_torch_fused", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
                    "paged_adamw_32bit": "paged_adamw_32bit", "sgd": "sgd"}
 GB = 1e9
 
@@ -74,10 +75,23 @@ def _memory_gb(device: str) -> float:
     return round(psutil.Process().memory_info().rss / GB, 3)
 
 
-def _collator(pad_id: int, multiple: int) -> Any:
+def _collator(pad_id: int, multiple: int, packing: bool = False) -> Any:
     import torch
 
+    def flatten(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for b in batch:
+            ids += b["input_ids"]
+            labels += [-100] + b["labels"][1:]  # no loss across the boundary into the next example
+            positions += list(range(len(b["input_ids"])))
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([positions])}
+
     def collate(batch: list[dict[str, list[int]]]) -> dict[str, Any]:
+        if packing:
+            return flatten(batch)
         longest = max(len(b["input_ids"]) for b in batch)
         longest = -(-longest // multiple) * multiple
         out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
@@ -220,11 +234,16 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     model = load_model(plan["model"]["name_or_path"], device=device, method=plan["method"], bits=hp.get("bits"),
                        trust_remote_code=plan["model"]["trust_remote_code"],
                        gradient_checkpointing=bool(hp.get("gradient_checkpointing")))
+    # no KV cache while training: it costs memory, and a cache turns off the packed-sequence attention mask
+    model.config.use_cache = False
     model = apply_method(model, plan)
     trainable, total = trainable_count(model)
+    # padding-free batches: examples flattened into one row, position ids restarting per example; transformers
+    # builds a block-diagonal mask from them (with no KV cache), so examples never attend to each other
+    packing = bool(hp.get("packing")) and load_methods()[plan["method"]].packable and hp["batch_size"] > 1
     _check_disk(run, plan, trainable, total)
     events.emit("phase", phase="model", device=device, dtype=dtype, trainable_params=trainable, total_params=total,
-                train_examples=len(train_rows), validation_examples=len(val_rows))
+                train_examples=len(train_rows), validation_examples=len(val_rows), packing=packing)
 
     steps_per_epoch = max(1, math.ceil(len(train_rows) / (hp["batch_size"] * hp["gradient_accumulation"])))
     total_steps = plan["training"]["max_steps"] or steps_per_epoch * hp["epochs"]
@@ -252,12 +271,13 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         """Counts the real (unpadded) tokens it trains on, for tokens per second."""
 
         def training_step(self, model: Any, inputs: dict[str, Any], *a: Any, **kw: Any) -> Any:
-            counters["tokens"] += int(inputs["attention_mask"].sum())
+            mask = inputs.get("attention_mask")
+            counters["tokens"] += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
             return super().training_step(model, inputs, *a, **kw)
 
     trainer = CountingTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
-        data_collator=_collator(tokenizer.pad_token_id, 8 if device == "cuda" else 1),
+        data_collator=_collator(tokenizer.pad_token_id, 8 if device == "cuda" else 1, packing),
         callbacks=[_callback(events, stop, device, counters)])
     checkpoint = last_complete_checkpoint(run.checkpoints) if resume else None
     if resume and checkpoint is None:

@@ -71,8 +71,9 @@ def test_hyperparameter_ranges_follow_the_seed_material() -> None:
 @pytest.mark.parametrize(
     ("file", "old", "new", "expected"),
     [
-        ("methods.yaml", "  - id: lora\n    name: LoRA", "  - id: lora\n    nmae: LoRA",
-         "methods[2].nmae: unknown key"),
+        ("methods.yaml", "    name: LoRA (low-rank", "    nmae: LoRA (low-rank", "methods[2].nmae: unknown key"),
+        ("methods.yaml", "  - id: lora\n    packable: true", "  - id: lora\n    packable: yes please",
+         "methods[2].packable: must be true or false"),
         ("methods.yaml", "trainable_share_percent: [0.1, 2]", "trainable_share_percent: [2, 0.1]",
          "trainable_share_percent: low 2.0 is above high 0.1"),
         ("decision_table.yaml", "method: lora\n    reason: \"knowledge", "method: loar\n    reason: \"knowledge",

@@ -102,3 +102,20 @@ def test_prefix_methods_never_use_gradient_checkpointing(models: dict[str, Path]
 
     assert run_training(run, on_trained=inspect) == 0
     assert flags == [False]
+
+
+def test_a_packed_batch_gives_the_same_loss_as_a_padded_one(models: dict[str, Path]) -> None:
+    """Padding-free batches keep examples apart: no token attends across an example boundary."""
+    from transformers import AutoModelForCausalLM
+
+    from runner.train import _collator
+
+    model = AutoModelForCausalLM.from_pretrained(str(models["llama"]), dtype=torch.float32)
+    model.config.use_cache = False
+    examples = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * 3 + ids[3:]}
+                for ids in ([5, 9, 30, 41, 77, 12, 6], [8, 15, 16, 23, 42], [100, 101, 102, 103, 104, 105, 106, 107])]
+    padded = _collator(3, 1, packing=False)(examples)
+    packed = _collator(3, 1, packing=True)(examples)
+    assert packed["input_ids"].shape == (1, 20) and "attention_mask" not in packed
+    with torch.no_grad():
+        assert torch.allclose(model(**padded).loss, model(**packed).loss, atol=1e-5)
