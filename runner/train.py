@@ -213,7 +213,9 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     from runner.methods import apply_method, trainable_count
     from runner.model import compute_dtype_name, load_model, load_tokenizer, select_device
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        torch.set_num_threads(int(threads))
     set_seed(plan["seed"])
     device = select_device()
     dtype = compute_dtype_name(device)

@@ -254,3 +254,21 @@ def test_every_example_longer_than_max_length_exits_2(tmp_path: Path, model: Pat
     result = cli("train", "--answers", str(answers_file(tmp_path, model, data, max_length=64)), cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "every training example is longer than max_length 64" in result.stdout
+
+
+def test_ctrl_c_in_train_stops_cleanly_with_a_checkpoint(tmp_path: Path, model: Path, data: Path) -> None:
+    answers = answers_file(tmp_path, model, data, **SLOW, save_steps=1000)
+    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    run = only_run(tmp_path)
+    wait_for(run, lambda ev: any(e["kind"] == "step" for e in ev))
+    follower.send_signal(signal.SIGINT)  # Ctrl-C reaches the follower; the training process has its own session
+    out, err = follower.communicate(timeout=120)
+    assert follower.returncode == 0, out + err
+    assert "stopping after a checkpoint" in err and "stopped" in out
+    done = read_events(run.events)[-1]
+    assert done["status"] == "stopped" and (run.checkpoints / f"checkpoint-{done['steps']}").is_dir()
