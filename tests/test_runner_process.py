@@ -272,3 +272,45 @@ def test_ctrl_c_in_train_stops_cleanly_with_a_checkpoint(tmp_path: Path, model: 
     assert "stopping after a checkpoint" in err and "stopped" in out
     done = read_events(run.events)[-1]
     assert done["status"] == "stopped" and (run.checkpoints / f"checkpoint-{done['steps']}").is_dir()
+
+
+def test_out_of_gpu_memory_is_reported_with_the_next_step(tmp_path: Path, model: Path, data: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OOM itself needs a GPU; what the run does with it is tested by raising the real exception type."""
+    import torch
+    from transformers import Trainer
+
+    def out_of_memory(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(Trainer, "train", out_of_memory)
+    run = make_run(tmp_path, model, "lora", data, max_steps=2)
+    assert run_training(run) == 1
+    done = read_events(run.events)[-1]
+    assert done["status"] == "failed" and done["message"].startswith("out of GPU memory: set overrides.batch_size: 2")
+
+
+def test_too_little_disk_for_checkpoints_is_bad_input(tmp_path: Path, model: Path, data: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    run = make_run(tmp_path, model, "full", data, max_steps=2)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    assert run_training(run) == 2
+    assert "not enough free disk for checkpoints" in read_events(run.events)[-1]["message"]
+
+
+@pytest.mark.gpu
+def test_qlora_on_a_cuda_gpu_in_bf16(tmp_path: Path, model: Path, data: Path) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    run = make_run(tmp_path, model, "qlora", data, max_steps=4, learning_rate=5e-3)
+    assert run_training(run) == 0
+    events = read_events(run.events)
+    model_phase = next(e for e in events if e.get("phase") == "model")
+    assert model_phase["device"] == "cuda" and model_phase["dtype"] in ("bfloat16", "float16")
+    assert events[-1]["peak_memory_gb"] > 0
