@@ -98,6 +98,18 @@ def test_the_split_is_seeded_and_saved(tmp_path: Path, model: Path, data: Path) 
     assert not train & test
 
 
+def follow_in_foreground(tmp_path: Path, answers: Path, **popen: Any) -> tuple[subprocess.Popen[Any], RunDir]:
+    """`finetune-advisor train` following its run, as in a terminal; returns once training has begun."""
+    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV, **popen)
+    deadline = time.time() + 120
+    while not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    run = only_run(tmp_path)
+    wait_for(run, lambda ev: any(e["kind"] == "step" for e in ev))
+    return follower, run
+
+
 def test_kill_9_mid_run_then_resume_finishes_with_the_same_steps(tmp_path: Path, model: Path, data: Path) -> None:
     answers = answers_file(tmp_path, model, data, **SLOW, save_steps=20)
     assert cli("train", "--answers", str(answers), "--detach", cwd=tmp_path).returncode == 0
@@ -131,14 +143,8 @@ def test_a_stop_request_checkpoints_and_resume_continues(tmp_path: Path, model: 
 
 def test_training_survives_the_loss_of_its_terminal(tmp_path: Path, model: Path, data: Path) -> None:
     answers = answers_file(tmp_path, model, data, **SLOW, save_steps=1000)
-    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()):
-        assert time.time() < deadline
-        time.sleep(0.1)
-    run = only_run(tmp_path)
-    wait_for(run, lambda ev: any(e["kind"] == "step" for e in ev))
+    follower, run = follow_in_foreground(tmp_path, answers, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
     os.killpg(follower.pid, signal.SIGHUP)  # the SSH connection drops: the terminal's session gets SIGHUP
     follower.wait(timeout=30)
     assert not any(e["kind"] == "done" for e in read_events(run.events)), "finished before the hang-up: no test"
@@ -258,14 +264,7 @@ def test_every_example_longer_than_max_length_exits_2(tmp_path: Path, model: Pat
 
 def test_ctrl_c_in_train_stops_cleanly_with_a_checkpoint(tmp_path: Path, model: Path, data: Path) -> None:
     answers = answers_file(tmp_path, model, data, **SLOW, save_steps=1000)
-    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()):
-        assert time.time() < deadline
-        time.sleep(0.1)
-    run = only_run(tmp_path)
-    wait_for(run, lambda ev: any(e["kind"] == "step" for e in ev))
+    follower, run = follow_in_foreground(tmp_path, answers, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     follower.send_signal(signal.SIGINT)  # Ctrl-C reaches the follower; the training process has its own session
     out, err = follower.communicate(timeout=120)
     assert follower.returncode == 0, out + err
