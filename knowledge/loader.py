@@ -399,15 +399,56 @@ def load_hyperparameters() -> HyperparameterRanges:
 # --------------------------------------------------------------------------- scorecard
 
 @dataclass(frozen=True)
+class Threshold:
+    """[threshold, score] pairs: the first threshold the value meets gives the score, otherwise `otherwise`."""
+
+    direction: str
+    """at_least (larger is better) or at_most (smaller is better)"""
+    steps: list[tuple[float, float]]
+    otherwise: float
+
+    def score(self, value: float) -> float:
+        for threshold, score in self.steps:
+            if (value >= threshold) if self.direction == "at_least" else (value <= threshold):
+                return score
+        return self.otherwise
+
+
+@dataclass(frozen=True)
 class Scorecard:
     weights: dict[str, float]
     ready_threshold: float
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """dimension -> rule name -> a Threshold or a fixed score"""
+    advice: dict[str, str] = field(default_factory=dict)
+
+
+def _threshold(r: _Reader) -> Threshold:
+    direction = "at_least" if "at_least" in r.data else "at_most"
+    r.only(direction, "else")
+    steps = []
+    for i, pair in enumerate(r.get(direction, list)):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, (int, float)) for v in pair)):
+            r.fail(f"item {i} must be [threshold, score]", direction)
+        if not 1 <= pair[1] <= 5:
+            r.fail(f"item {i}: a score must lie between 1 and 5", direction)
+        steps.append((float(pair[0]), float(pair[1])))
+    thresholds = [t for t, _ in steps]
+    scores = [s for _, s in steps]
+    ordered = thresholds == sorted(thresholds, reverse=direction == "at_least")
+    if not ordered or scores != sorted(scores, reverse=True):
+        r.fail("thresholds must run from the best to the worst, with scores falling: the rule must be monotone",
+               direction)
+    otherwise = r.get("else", float)
+    if steps and otherwise > scores[-1]:
+        r.fail("`else` must not score above the last step", "else")
+    return Threshold(direction, steps, otherwise)
 
 
 @functools.cache
 def load_scorecard() -> Scorecard:
     top = _read("scorecard.yaml")
-    top.only("version", "weights", "ready_threshold")
+    top.only("version", "weights", "ready_threshold", "rules", "advice")
     w = top.sub("weights")
     w.only(*SCORECARD_DIMENSIONS)
     weights = {d: w.get(d, float) for d in SCORECARD_DIMENSIONS}
@@ -416,7 +457,53 @@ def load_scorecard() -> Scorecard:
     threshold = top.get("ready_threshold", float)
     if not 1 <= threshold <= 5:
         top.fail("must lie between 1 and 5", "ready_threshold")
-    return Scorecard(weights, threshold)
+    rules: dict[str, dict[str, Any]] = {}
+    if "rules" in top.data:
+        rr = top.sub("rules")
+        rr.only(*SCORECARD_DIMENSIONS)
+        for dim in SCORECARD_DIMENSIONS:
+            d = rr.sub(dim)
+            rules[dim] = {}
+            for name, value in d.data.items():
+                if isinstance(value, dict):
+                    rules[dim][str(name)] = _threshold(d.sub(str(name)))
+                elif isinstance(value, (int, float)) and not isinstance(value, bool) and 1 <= value <= 5:
+                    rules[dim][str(name)] = float(value)
+                else:
+                    d.fail("must be a score from 1 to 5 or a threshold rule", str(name))
+    advice: dict[str, str] = {}
+    if "advice" in top.data:
+        ad = top.sub("advice")
+        ad.only(*SCORECARD_DIMENSIONS)
+        advice = {dim: ad.get(dim, str) for dim in SCORECARD_DIMENSIONS}
+    return Scorecard(weights, threshold, rules, advice)
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    metrics_by_goal: dict[str, list[str]]
+    max_new_tokens_margin: int
+    max_new_tokens_cap: int
+
+
+EVALUATION_METRICS = ("exact_match", "token_f1", "rouge_l", "chrf", "accuracy", "function_call", "argument_f1",
+                      "json_valid")
+
+
+@functools.cache
+def load_evaluation() -> EvaluationSettings:
+    top = _read("evaluation.yaml")
+    top.only("version", "metrics_by_goal", "max_new_tokens_margin", "max_new_tokens_cap")
+    m = top.sub("metrics_by_goal")
+    m.only(*GOALS)
+    by_goal = {}
+    for goal in GOALS:
+        names = m.strings(goal)
+        for name in names:
+            if name not in EVALUATION_METRICS:
+                m.fail(f"{name!r} is not one of {', '.join(EVALUATION_METRICS)}", goal)
+        by_goal[goal] = names
+    return EvaluationSettings(by_goal, top.get("max_new_tokens_margin", int), top.get("max_new_tokens_cap", int))
 
 
 # --------------------------------------------------------------------------- architectures and models
@@ -553,6 +640,7 @@ def load_all() -> None:
     load_decision_table()
     load_hyperparameters()
     load_scorecard()
+    load_evaluation()
     load_architectures()
     load_model_catalog()
     load_estimator_constants()
