@@ -185,6 +185,19 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return _follow(str(run.path), stop_on_interrupt=False)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from runner.evaluate import evaluate_run
+
+    report = evaluate_run(args.run_dir, progress=lambda message: print(message, flush=True))
+    if args.json:
+        _print_json({k: report[k] for k in ("verdict", "primary_metric", "significant", "metrics", "scorecard")})
+    else:
+        primary = report["metrics"][report["primary_metric"]]
+        print(primary["sentence"])
+        print(report["verdict"])
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from runner.export import export_merged
 
@@ -246,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("attach", help="follow a running or finished run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_attach)
+
+    p = sub.add_parser("evaluate", help="evaluate a finished run against its base model; writes the report")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="print the verdict, metrics and scorecard as JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="write a merged 16-bit model for LoRA-family runs")
     p.add_argument("run_dir", metavar="RUN_DIR")

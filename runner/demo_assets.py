@@ -8,7 +8,7 @@ $FINETUNE_ADVISOR_CACHE or ~/.cache/finetune-advisor/demo. Everything is generat
 for this project (the sentences below and the knowledge/ cards): no copied corpora, nothing downloaded.
 
 The datasets have exact expected outputs, so evaluation can score them:
-    knowledge  invented facts about invented places and people, each asked three ways (exact match)
+    knowledge  invented capitals of invented countries, each fact asked six ways (exact match)
     style      plain notices rewritten in the voice of "Ada", a support assistant (ROUGE-L / chrF)
     reasoning  small arithmetic word problems with a worked answer ending "The answer is N." (accuracy)
     agent      requests that call get_weather or convert_currency, and some that need no tool (call JSON)
@@ -88,26 +88,22 @@ def demo_corpus(seed: int = 0) -> list[str]:
 SYLLABLES = ["ka", "lo", "mi", "ren", "ta", "vo", "sel", "dun", "ar", "bel", "cor", "fen", "gal", "hal", "ix", "jor"]
 
 
-def _names(rng: random.Random, n: int) -> list[str]:
+def _names(rng: random.Random, n: int, syllables: int = 2) -> list[str]:
     out: set[str] = set()
     while len(out) < n:
-        out.add("".join(rng.choice(SYLLABLES) for _ in range(rng.choice((2, 3)))).capitalize())
+        out.add("".join(rng.choice(SYLLABLES) for _ in range(syllables)).capitalize())
     return sorted(out)
 
 
 def _knowledge(rng: random.Random) -> list[dict[str, Any]]:
-    countries, cities, people = _names(rng, 40), _names(rng, 80), _names(rng, 80)
-    rng.shuffle(cities)
-    rows = []
-    for i, country in enumerate(countries):
-        capital, founder = cities[i], people[i]
-        for question in (f"What is the capital of {country}?", f"Which city is the capital of {country}?",
-                         f"Name the capital city of {country}."):
-            rows.append({"instruction": question, "input": "", "output": f"{capital}."})
-        for question in (f"Who founded {country}?", f"Which person founded {country}?",
-                         f"Name the founder of {country}."):
-            rows.append({"instruction": question, "input": "", "output": f"{founder}."})
-    return rows
+    # 32 invented countries and capitals, each fact asked six ways: a test question is always a phrasing the
+    # model did not train on, about a fact it did (a tiny model can learn this; 80 facts asked 3 ways it cannot)
+    names = _names(rng, 64, syllables=2)
+    rng.shuffle(names)
+    phrasings = ["What is the capital of {c}?", "Which city is the capital of {c}?", "Name the capital city of {c}.",
+                 "{c} has which capital?", "Tell me the capital of {c}.", "The capital of {c} is which city?"]
+    return [{"instruction": p.format(c=country), "input": "", "output": f"{capital}."}
+            for country, capital in zip(names[:32], names[32:], strict=True) for p in phrasings]
 
 
 def _style(rng: random.Random) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats as sps
 
 __all__ = ["BinaryResult", "ContinuousResult", "OmnibusResult", "cochran_q", "friedman", "holm", "paired_binary",
@@ -91,7 +92,7 @@ class OmnibusResult:
     sentence: str = ""
 
 
-def _pair(base: Sequence[float], tuned: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(base: ArrayLike, tuned: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     b, t = np.asarray(base, dtype=float), np.asarray(tuned, dtype=float)
     if b.shape != t.shape or b.ndim != 1:
         raise ValueError(f"paired scores must be two 1-D sequences of the same length, got {b.shape} and {t.shape}")
@@ -100,7 +101,7 @@ def _pair(base: Sequence[float], tuned: Sequence[float]) -> tuple[np.ndarray, np
     return b, t
 
 
-def paired_binary(base: Sequence[float], tuned: Sequence[float]) -> BinaryResult:
+def paired_binary(base: ArrayLike, tuned: ArrayLike) -> BinaryResult:
     """Exact McNemar test on 0/1 scores (1 = correct)."""
     b, t = _pair(base, tuned)
     if not np.all(np.isin(b, (0, 1))) or not np.all(np.isin(t, (0, 1))):
@@ -143,7 +144,7 @@ def _sign_flip_p(d: np.ndarray, resamples: int, seed: int) -> tuple[float, bool]
     return float((np.sum(means >= observed - tolerance) + 1) / (resamples + 1)), False
 
 
-def paired_continuous(base: Sequence[float], tuned: Sequence[float], resamples: int = 9999,
+def paired_continuous(base: ArrayLike, tuned: ArrayLike, resamples: int = 9999,
                       seed: int = 0) -> ContinuousResult:
     """Paired permutation test, BCa bootstrap interval and Wilcoxon check on continuous scores."""
     b, t = _pair(base, tuned)
@@ -194,7 +195,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(x) for x in adjusted]
 
 
-def friedman(scores: Sequence[Sequence[float]]) -> OmnibusResult:
+def friedman(scores: ArrayLike) -> OmnibusResult:
     """Friedman test for k >= 3 systems on the same n examples; scores shaped (k, n)."""
     s = np.asarray(scores, dtype=float)
     if s.ndim != 2 or s.shape[0] < 3:
@@ -205,7 +206,7 @@ def friedman(scores: Sequence[Sequence[float]]) -> OmnibusResult:
                          f"Friedman chi-squared = {result.statistic:.3f} on {k - 1} df, {p_text(result.pvalue)}")
 
 
-def cochran_q(binary_scores: Sequence[Sequence[float]]) -> OmnibusResult:
+def cochran_q(binary_scores: ArrayLike) -> OmnibusResult:
     """Cochran's Q for k >= 2 systems with 0/1 scores on the same n examples; scores shaped (k, n)."""
     x = np.asarray(binary_scores, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2 or not np.all(np.isin(x, (0, 1))):
