@@ -22,6 +22,7 @@ from knowledge.loader import load_evaluation, load_methods
 from runner.data import prompt_and_reference, read_split
 from runner.events import read_events
 from runner.metrics import BINARY, METRICS
+from runner.plot import write_loss_png
 from runner.rundir import RunDir, open_run_dir
 from runner.scorecard import ScorecardInputs, build_scorecard
 from runner.stats import paired_binary, paired_continuous
@@ -236,6 +237,11 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]
         "verdict": scorecard["verdict"],
         "warnings": [w for r in results.values() for w in r["warnings"]],
     }
+    events = read_events(run.events)
+    write_loss_png(run.path / "loss.png",
+                   [(e["step"], float(e["loss"])) for e in events if e["kind"] == "step" and
+                    isinstance(e.get("loss"), (int, float))],
+                   [(e["step"], float(e["eval_loss"])) for e in events if e["kind"] == "eval"])
     (run.path / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (run.path / "report.md").write_text(render_markdown(report), encoding="utf-8")
     say(f"report: {run.path / 'report.md'}")
@@ -287,5 +293,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Weighted total: **{card['total']} of 5** (ready to deploy at {card['ready_threshold']:g} or more)."]
     if card["improve_first"]:
         lines += ["", f"Improve first: **{card['improve_first']['dimension']}**: {card['improve_first']['advice']}."]
-    lines += ["", "Per-example outputs and scores: `eval/predictions-base.jsonl`, `eval/predictions-tuned.jsonl`.", ""]
+    lines += ["", "Per-example outputs and scores: `eval/predictions-base.jsonl`, `eval/predictions-tuned.jsonl`.",
+              "Training curve: `loss.png` (blue: training loss, orange: validation loss, against the step).", ""]
     return "\n".join(lines)

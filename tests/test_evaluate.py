@@ -60,6 +60,7 @@ def test_the_report_holds_statistics_scorecard_and_verdict(trained: Path) -> Non
     assert set(card["dimensions"]) == {"task", "general", "speed", "resources", "deployment"}
     assert all(d["inputs"] for d in card["dimensions"].values())
     assert 1 <= card["total"] <= 5 and report["verdict"] == card["verdict"]
+    assert (trained / "loss.png").read_bytes().startswith(b"\x89PNG")
     md = (trained / "report.md").read_text()
     assert md.splitlines()[2].startswith("**Verdict:") and "p-value is the chance" in md
 
