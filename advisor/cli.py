@@ -198,6 +198,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from runner.compare import compare_runs
+
+    result = compare_runs(args.run_dirs, progress=lambda message: print(message, flush=True))
+    if args.json:
+        _print_json(result)
+    else:
+        from advisor.render import print_comparison
+
+        print_comparison(result)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from runner.export import export_merged
 
@@ -264,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true", help="print the verdict, metrics and scorecard as JSON")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="compare runs that share a test split, with Holm-corrected tests")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("export", help="write a merged 16-bit model for LoRA-family runs")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -157,3 +157,21 @@ def print_data_profiles(profiles: list[DataProfile], overlaps: list[Problem]) ->
             con.print("  [green]no problems found[/]")
     for o in overlaps:
         con.print(f"[red]leakage[/]: {escape(o.message)}")
+
+
+def print_comparison(result: dict[str, Any]) -> None:
+    con = _console()
+    con.print(f"[bold]{result['metric']}[/] on {result['test_examples']} shared test examples")
+    table = Table(box=None, padding=(0, 2))
+    for column in ("run", "base", "tuned", "vs base", "95% CI", "p (Holm)", "scorecard"):
+        table.add_column(column)
+    for r in result["runs"]:
+        table.add_row(escape(r["name"]), f"{r['base']:.3f}", f"{r['tuned']:.3f}", f"{r['effect']:+.3f}",
+                      f"{r['ci'][0]:+.3f} to {r['ci'][1]:+.3f}", f"{r['p_holm']:.4g}",
+                      f"{r['scorecard_total']:.2f}" + (" ready" if r["ready"] else ""))
+    con.print(table)
+    if result["omnibus"]:
+        con.print(f"{result['omnibus']['test']}: {escape(result['omnibus']['sentence'])}")
+    for pair in result["pairwise"]:
+        con.print(f"  {escape(pair['b'])} vs {escape(pair['a'])}: {pair['effect_b_minus_a']:+.3f} "
+                  f"(95% CI {pair['ci'][0]:+.3f} to {pair['ci'][1]:+.3f}), Holm-adjusted p = {pair['p_holm']:.4g}")

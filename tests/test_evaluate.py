@@ -78,3 +78,24 @@ def test_a_run_without_a_trained_model_is_refused(tmp_path: Path) -> None:
     run = make_run(tmp_path, model, "lora", write_data(tmp_path / "qa.jsonl", qa_rows()))
     with pytest.raises(InputError, match="no trained model yet"):
         evaluate_run(run.path)
+
+
+def test_compare_runs_on_the_same_split_and_refuse_different_ones(tmp_path: Path) -> None:
+    from runner.compare import compare_runs
+
+    model = build_tiny_model(tmp_path / "llama", tiny_texts())
+    data = write_data(tmp_path / "qa.jsonl", qa_rows())
+    runs = []
+    for method, lr in (("lora", 5e-3), ("ia3", 5e-2), ("p_tuning_v2", 3e-2)):
+        run = make_run(tmp_path / method, model, method, data, learning_rate=lr, max_steps=3)
+        assert run_training(run) == 0
+        runs.append(str(run.path))
+    result = compare_runs(runs)
+    assert [r["method"] for r in result["runs"]] == ["lora", "ia3", "p_tuning_v2"]
+    assert len(result["pairwise"]) == 3 and result["omnibus"]["test"] == "Cochran's Q"
+    assert all(r["p_holm"] >= r["p_value"] for r in result["runs"] + result["pairwise"])
+    other = make_run(tmp_path / "other", model, "lora", write_data(tmp_path / "qa2.jsonl", qa_rows()[:30]),
+                     max_steps=1)
+    assert run_training(other) == 0
+    with pytest.raises(InputError, match="tested on different examples"):
+        compare_runs([runs[0], str(other.path)])
