@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from advisor.errors import InputError
-from knowledge.loader import DEPLOY_TARGETS, GOALS, PRIORITIES, RUNNABLE_METHODS, SAFE_LOADER
+from knowledge.loader import DEPLOY_TARGETS, EVALUATION_METRICS, GOALS, PRIORITIES, RUNNABLE_METHODS, SAFE_LOADER
 
 __all__ = [
     "Answers", "DataAnswers", "EvaluationAnswers", "GpuAnswer", "HardwareAnswers", "ModelAnswers",
@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 FORMATS = ("alpaca", "sharegpt", "messages", "text")
-METRICS = ("auto", "exact_match", "token_f1", "rouge_l", "chrf", "accuracy", "function_call")
+METRICS = ("auto", *EVALUATION_METRICS)
 OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
 
 #: Keys allowed under `overrides`, with their type and the allowed values or bounds.
