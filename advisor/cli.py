@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from advisor.errors import InputError
@@ -104,24 +105,15 @@ def cmd_inspect_data(args: argparse.Namespace) -> int:
 
 def _follow(run_path: str, proc: Any = None, *, stop_on_interrupt: bool) -> int:
     from advisor.progress import EventPrinter
-    from runner.launch import follow_run, request_stop
-    from runner.rundir import RunDir
+    from runner.launch import follow_with_stop
 
     printer = EventPrinter()
-    interrupted = False
-    while True:
-        try:
-            return follow_run(run_path, printer, proc=proc)
-        except KeyboardInterrupt:
-            printer.close()
-            if not stop_on_interrupt or interrupted:
-                sys.stderr.write(f"training continues in the background; follow it with: "
-                                 f"finetune-advisor attach {run_path}\n"
-                                 f"to stop it with a checkpoint: touch {RunDir(run_path).stop_request}\n")
-                return 0
-            interrupted = True
-            sys.stderr.write("stopping after a checkpoint (Ctrl-C again to leave it running in the background)\n")
-            request_stop(RunDir(run_path))
+
+    def say(message: str) -> None:
+        printer.close()
+        sys.stderr.write(message + "\n")
+
+    return follow_with_stop(run_path, printer, proc=proc, say=say, stop_on_interrupt=stop_on_interrupt)
 
 
 def _wait_for_exit_after_done(run: Any, timeout_s: float = 30) -> None:
@@ -211,6 +203,68 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from advisor.answers import load_answers
+    from advisor.progress import EventPrinter
+    from runner.pipeline import apply_settings, replay, summary
+
+    answers = apply_settings(load_answers(args.answers), args.method, args.set or [])
+    out = sys.stderr if args.json else sys.stdout
+    printer = EventPrinter(plain=True if args.json else None, stderr=args.json)
+
+    def say(message: str) -> None:
+        printer.close()
+        out.write(message + "\n")
+        out.flush()
+
+    result = replay(answers, runs_dir=args.runs_dir, dry_run=args.dry_run, resume=args.resume,
+                    allow_network=not args.offline, say=say, on_event=printer)
+    printer.close()
+    if args.dry_run:
+        if args.json:
+            _print_json({"recommendation": result["recommendation"], "plan": result["plan"]})
+        else:
+            from advisor.render import print_recommendation
+
+            print_recommendation(result["recommendation"])
+            print("\nplan (dry run: nothing was trained):")
+            print(json.dumps({k: result["plan"][k] for k in ("method", "hyperparameters", "training")}, indent=2))
+        return 0
+    if args.json:
+        _print_json(summary(result))
+    elif result["report"]:
+        report = result["report"]
+        print(report["metrics"][report["primary_metric"]]["sentence"])
+        print(f"verdict: {report['verdict']}")
+        print(f"report: {Path(result['run']) / 'report.md'}")
+    return int(result["exit_code"])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from advisor.progress import EventPrinter
+    from runner.pipeline import demo, demo_compare
+
+    printer = EventPrinter()
+
+    def say(message: str) -> None:
+        printer.close()
+        print(message, flush=True)
+
+    if args.compare:
+        result = demo_compare(folder=args.dir, runs_dir=args.runs_dir, say=say, on_event=printer)
+        printer.close()
+        from advisor.render import print_comparison
+
+        print_comparison(result)
+        return 0
+    rows = demo(folder=args.dir, runs_dir=args.runs_dir, say=say, on_event=printer)
+    printer.close()
+    from advisor.render import print_demo_summary
+
+    print_demo_summary(rows)
+    return 0 if all(r["exit_code"] == 0 for r in rows) else 1
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from runner.export import export_merged
 
@@ -260,6 +314,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("replay", help="the whole pipeline from an answers file: recommend, train, evaluate, report")
+    p.add_argument("answers", metavar="A.yaml")
+    p.add_argument("--dry-run", action="store_true", help="stop after the recommendation and the plan")
+    p.add_argument("--json", action="store_true", help="print the report summary as JSON (progress goes to stderr)")
+    p.add_argument("--method", choices=RUNNABLE_METHODS, help="use this method instead of the recommended one")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override an answer, e.g. --set overrides.epochs=5 --set priority=speed (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted replay")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs go (default ./runs)")
+    p.add_argument("--offline", action="store_true", help="never contact the model hub")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("demo", help="the offline demo: one tiny run per goal, trained and evaluated on the CPU")
+    p.add_argument("--compare", action="store_true", help="the knowledge demo with three methods, compared")
+    p.add_argument("--dir", metavar="DIR", help="where the demo model and data live (default: the cache folder)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs go (default ./runs)")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("train", help="train in a process of its own, and follow it")
     p.add_argument("--answers", metavar="A.yaml", help="the answers file")

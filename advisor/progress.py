@@ -15,9 +15,10 @@ __all__ = ["EventPrinter"]
 class EventPrinter:
     """Shows events as they come: call it with each event, and close() at the end."""
 
-    def __init__(self, *, plain: bool | None = None) -> None:
-        self.console = Console(highlight=False, soft_wrap=True, stderr=False)
-        self.plain = not sys.stdout.isatty() if plain is None else plain
+    def __init__(self, *, plain: bool | None = None, stderr: bool = False) -> None:
+        self.console = Console(highlight=False, soft_wrap=True, stderr=stderr)
+        stream = sys.stderr if stderr else sys.stdout
+        self.plain = not stream.isatty() if plain is None else plain
         self.progress: Progress | None = None
         self.task: Any = None
 

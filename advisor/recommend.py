@@ -56,8 +56,11 @@ def gather_inputs(answers: Answers, *, detect: bool = True, allow_network: bool 
         data = _probe(answers, answers.data.path, "data.path")
     if answers.data.test_path:
         test = _probe(answers, answers.data.test_path, "data.test_path")
+    name = answers.model.name_or_path
+    if name.startswith((".", "/", "~")) or answers.resolve(name).exists():
+        name = str(answers.resolve(name))  # a local folder: relative to the answers file, like data paths
     try:
-        model = profile_model(answers.model.name_or_path, answers.model.params_b, allow_network=allow_network)
+        model = profile_model(name, answers.model.params_b, allow_network=allow_network)
     except InputError as exc:
         raise _in_answers(exc, answers, "model.name_or_path") from None
     detected = detect_hardware() if detect else None

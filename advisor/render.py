@@ -18,7 +18,10 @@ SHOWN_PROBLEMS = 20
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)  # let the terminal wrap: paths stay whole for grep
+    import sys
+
+    # let the terminal wrap, so paths stay whole for grep; piped output gets room for whole table rows
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def memory_bar(breakdown: dict[str, float], available_gb: float, width: int = 40) -> str:
@@ -175,3 +178,21 @@ def print_comparison(result: dict[str, Any]) -> None:
     for pair in result["pairwise"]:
         con.print(f"  {escape(pair['b'])} vs {escape(pair['a'])}: {pair['effect_b_minus_a']:+.3f} "
                   f"(95% CI {pair['ci'][0]:+.3f} to {pair['ci'][1]:+.3f}), Holm-adjusted p = {pair['p_holm']:.4g}")
+
+
+def print_demo_summary(rows: list[dict[str, Any]]) -> None:
+    con = _console()
+    table = Table(title="finetune-advisor demo", box=None, padding=(0, 2))
+    for column in ("goal", "method", "metric", "base", "tuned", "p", "significant", "scorecard", "verdict"):
+        table.add_column(column)
+    for r in rows:
+        if "metric" not in r:
+            table.add_row(r["goal"], r["method"], "-", "-", "-", "-", "-", "-", f"[red]failed[/] ({r['run']})")
+            continue
+        table.add_row(r["goal"], r["method"], r["metric"], f"{r['base']:.3f}", f"{r['tuned']:.3f}",
+                      f"{r['p_value']:.3g}", "yes" if r["significant"] else "no", f"{r['scorecard_total']:.2f}",
+                      "ready" if r["ready"] else "not ready")
+    con.print(table)
+    for r in rows:
+        if r.get("report"):
+            con.print(f"{r['goal']}: {escape(r['report'])}")

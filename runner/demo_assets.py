@@ -112,7 +112,13 @@ def _style(rng: random.Random) -> list[dict[str, Any]]:
                ("the meeting moved to {d}", "we've moved our get-together to {d}"),
                ("payment is due on {d}", "a friendly nudge: payment is due on {d}"),
                ("the app will update on {d}", "the app gets a fresh new update on {d}"),
-               ("your plan renews on {d}", "your plan renews itself on {d}")]
+               ("your plan renews on {d}", "your plan renews itself on {d}"),
+               ("the shop opens late on {d}", "the shop sleeps in a little on {d}"),
+               ("the report is due on {d}", "we'd love your report by {d}"),
+               ("the gym is closed on {d}", "the gym takes a breather on {d}"),
+               ("tickets go on sale on {d}", "tickets start flying on {d}"),
+               ("the bus runs late on {d}", "the bus takes its time on {d}"),
+               ("the survey ends on {d}", "the survey wraps up on {d}")]
     days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "the first of May",
             "the tenth", "New Year's Day"]
     rows = []
@@ -148,7 +154,9 @@ def _reasoning(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def _agent(rng: random.Random) -> list[dict[str, Any]]:
-    cities = ["Oslo", "Lima", "Accra", "Hanoi", "Quito", "Perth", "Cork", "Riga", "Bern", "Kyoto"]
+    cities = ["Oslo", "Lima", "Accra", "Hanoi", "Quito", "Perth", "Cork", "Riga", "Bern", "Kyoto", "Porto", "Dakar",
+              "Quebec", "Tunis", "Split", "Graz", "Turku", "Malmo", "Leeds", "Nantes", "Bilbao", "Bruges", "Cusco",
+              "Hobart"]  # 24 cities x 5 requests: 120 examples, so the test split (12) can show a difference
     pairs = [("EUR", "USD"), ("USD", "JPY"), ("GBP", "EUR"), ("CHF", "GBP")]
     system = ("Tools: get_weather(city, unit), convert_currency(amount, from, to). Reply with a JSON call when a tool "
               "is needed, otherwise answer in words.")

@@ -20,7 +20,7 @@ from advisor.errors import InputError
 from runner.events import follow_events
 from runner.rundir import RunDir, create_run_dir, open_run_dir
 
-__all__ = ["create_run", "follow_run", "request_stop", "start_worker"]
+__all__ = ["create_run", "follow_run", "follow_with_stop", "request_stop", "start_worker"]
 
 #: Free disk below this in the runs folder is refused before anything starts.
 MIN_FREE_DISK_GB = 1.0
@@ -90,3 +90,22 @@ def follow_run(path: str | Path, on_event: Callable[[dict[str, Any]], None], *,
               "message": "the training process ended without finishing (killed?); continue with: "
                          f"finetune-advisor train --resume {run.path}" + ("\n" + "\n".join(tail) if tail else "")})
     return 1
+
+
+def follow_with_stop(path: str, on_event: Callable[[dict[str, Any]], None], *, proc: subprocess.Popen[bytes] | None,
+                     say: Callable[[str], None], stop_on_interrupt: bool = True) -> int:
+    """follow_run, where Ctrl-C asks the training process to checkpoint and stop (and a second Ctrl-C, or the
+    first when `stop_on_interrupt` is off, leaves it running in the background). The run's exit code."""
+    run = RunDir(path)
+    interrupted = False
+    while True:
+        try:
+            return follow_run(path, on_event, proc=proc)
+        except KeyboardInterrupt:
+            if not stop_on_interrupt or interrupted:
+                say(f"training continues in the background; follow it with: finetune-advisor attach {path}\n"
+                    f"to stop it with a checkpoint: touch {run.stop_request}")
+                return 0
+            interrupted = True
+            say("stopping after a checkpoint (Ctrl-C again to leave it running in the background)")
+            request_stop(run)

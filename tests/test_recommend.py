@@ -207,3 +207,12 @@ def test_a_big_model_on_the_cpu_warns_about_the_time() -> None:
     result = rec(answers(gpu_gb=None, model="Qwen/Qwen2.5-1.5B-Instruct"))
     assert result["hardware"]["device"] == "cpu"
     assert any("training on the CPU would take about" in w for w in result["warnings"])
+
+
+def test_a_relative_model_folder_is_found_next_to_the_answers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   tiny_llama_dir: Path) -> None:
+    raw = answers(model="./tiny-llama", gpu_gb=24)
+    (tmp_path / "a.yaml").write_text(json.dumps(raw))
+    monkeypatch.chdir("/")
+    result = recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
+    assert result["model"]["source"] == "folder" and result["model"]["name"] == str(tiny_llama_dir)

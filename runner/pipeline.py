@@ -1,0 +1,194 @@
+"""The whole pipeline from an answers file: recommend -> plan -> train -> evaluate -> report (replay), and the
+offline demo that replays one answers file per goal on the demo's tiny model.
+
+The same functions serve the CLI (`replay`, `demo`) and, later, the TUI. Training runs in its own process
+(runner.worker); evaluation runs here once training is done.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advisor.answers import Answers, answers_from_dict, answers_to_dict, load_answers
+from advisor.errors import InputError
+from runner.rundir import RunDir, open_run_dir
+
+__all__ = ["DEMO_ANSWERS", "apply_settings", "demo", "replay", "ReplayResult"]
+
+DEMO_ANSWERS = Path(__file__).parent / "assets" / "demo"
+GOALS_IN_ORDER = ("knowledge", "style", "reasoning", "agent")
+
+Say = Callable[[str], None]
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+class ReplayResult(dict[str, Any]):
+    """exit_code, run (path or None), recommendation, plan, report (or None)."""
+
+
+def apply_settings(answers: Answers, method: str | None, settings: list[str]) -> Answers:
+    """--method M and --set key=value (dotted keys, YAML values), validated like the file itself."""
+    data = answers_to_dict(answers)
+    if method:
+        data["overrides"]["method"] = method
+    for item in settings:
+        if "=" not in item:
+            raise InputError(f"--set {item!r} must look like key=value", hint="for example overrides.epochs=5")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        target = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise InputError(f"--set {key}: {part} is not a section", key=key)
+        target[parts[-1]] = value
+    if answers.source is not None:  # relative data paths stay relative to the answers file
+        return answers_from_dict(data, file=f"{answers.source} (with --set)", source=answers.source)
+    return answers_from_dict(data, file="--set")
+
+
+def _follow(run: RunDir, proc: Any, on_event: OnEvent, say: Say) -> int:
+    from runner.launch import follow_with_stop
+
+    return follow_with_stop(str(run.path), on_event, proc=proc, say=say)
+
+
+def _artifact(run: RunDir, plan: dict[str, Any]) -> Path:
+    return run.model if plan["method"] in ("full", "freeze") else run.adapter
+
+
+def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, resume: str | None = None,
+           allow_network: bool = True, say: Say = print, on_event: OnEvent | None = None) -> ReplayResult:
+    """Recommend, plan, train and evaluate. Returns what happened; raises InputError for bad input."""
+    from advisor.recommend import gather_inputs, recommend
+    from runner.launch import create_run, start_worker
+    from runner.plan import make_plan
+
+    on_event = on_event or (lambda event: None)
+    if resume:
+        run = open_run_dir(resume)
+        plan = run.read_plan()
+        recommendation = json.loads(run.recommendation.read_text(encoding="utf-8"))
+        if run.worker_alive():
+            raise InputError("this run is still training", file=resume,
+                             hint=f"follow it with: finetune-advisor attach {resume}")
+        if not (_artifact(run, plan) / "config.json").exists() and \
+                not (_artifact(run, plan) / "adapter_config.json").exists():
+            say(f"continuing training: {run.path}")
+            run.stop_request.unlink(missing_ok=True)
+            code = _follow(run, start_worker(run, resume=True), on_event, say)
+            if code != 0 or not _artifact(run, plan).is_dir():
+                return ReplayResult(exit_code=code or 1, run=str(run.path), recommendation=recommendation,
+                                    plan=plan, report=None)
+    else:
+        inputs = gather_inputs(answers, allow_network=allow_network)
+        for profile in (inputs.data, inputs.test_data):
+            if profile is not None and profile.errors:
+                first = next(p for p in profile.problems if p.severity == "error")
+                raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
+                                 file=profile.file, line=first.line,
+                                 hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
+        recommendation = recommend(inputs)
+        plan = make_plan(answers, recommendation)
+        if dry_run:
+            return ReplayResult(exit_code=0, run=None, recommendation=recommendation, plan=plan, report=None)
+        from runner.model import check_model_source
+
+        check_model_source(plan["model"]["name_or_path"])
+        run = create_run(answers, recommendation, plan, runs_dir)
+        say(f"run directory: {run.path}")
+        code = _follow(run, start_worker(run), on_event, say)
+        if code != 0 or not _artifact(run, plan).is_dir():
+            if code == 0:
+                say(f"training stopped before the end; continue with: finetune-advisor replay "
+                    f"{answers.source or 'A.yaml'} --resume {run.path}")
+            return ReplayResult(exit_code=code, run=str(run.path), recommendation=recommendation, plan=plan,
+                                report=None)
+    from runner.evaluate import evaluate_run
+
+    say("evaluating against the base model")
+    try:
+        report = evaluate_run(run.path, progress=say)
+    except InputError:
+        raise
+    except Exception as exc:  # evaluation failed: the run is reported as failed (exit 1), with the reason
+        say(f"evaluation failed: {type(exc).__name__}: {exc}")
+        return ReplayResult(exit_code=1, run=str(run.path), recommendation=recommendation, plan=plan, report=None)
+    return ReplayResult(exit_code=0, run=str(run.path), recommendation=recommendation, plan=plan, report=report)
+
+
+def summary(result: ReplayResult) -> dict[str, Any]:
+    """The report summary printed at the end (and by --json)."""
+    report = result.get("report")
+    out: dict[str, Any] = {"exit_code": result["exit_code"], "run": result["run"],
+                           "method": result["recommendation"]["method"]}
+    if report:
+        primary = report["metrics"][report["primary_metric"]]
+        out.update(goal=report["goal"], metric=report["primary_metric"], base=primary["base_mean"],
+                   tuned=primary["tuned_mean"], effect=primary["effect"], ci=[primary["ci_low"], primary["ci_high"]],
+                   p_value=primary["p_value"], significant=report["significant"],
+                   scorecard_total=report["scorecard"]["total"], ready=report["scorecard"]["ready"],
+                   verdict=report["verdict"], report=str(Path(result["run"]) / "report.md"))
+    return out
+
+
+def demo_answers(folder: Path) -> dict[str, Path]:
+    """The shipped demo answers files, copied next to the demo's model and data (their paths are relative)."""
+    out = {}
+    for goal in GOALS_IN_ORDER:
+        source = DEMO_ANSWERS / f"{goal}.yaml"
+        target = folder / f"{goal}.yaml"
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            shutil.copyfile(source, target)
+        out[goal] = target
+    return out
+
+
+def demo(*, folder: str | None = None, runs_dir: str = "runs", goals: tuple[str, ...] = GOALS_IN_ORDER,
+         say: Say = print, on_event: OnEvent | None = None) -> list[dict[str, Any]]:
+    """Build (or reuse) the demo assets, then replay one answers file per goal. Returns one summary a goal."""
+    from runner.demo_assets import default_dir, ensure_demo_assets
+
+    root = Path(folder) if folder else default_dir()
+    if not (root / "model" / "pretraining.json").is_file():
+        say(f"building the demo's tiny model and datasets in {root} (about a minute, once)")
+    ensure_demo_assets(root)
+    files = demo_answers(root)
+    results = []
+    for goal in goals:
+        say(f"== {goal}: {files[goal]}")
+        result = replay(load_answers(files[goal]), runs_dir=runs_dir, allow_network=False, say=say,
+                        on_event=on_event)
+        results.append({"goal": goal, **summary(result)})
+    return results
+
+
+def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say = print,
+                 on_event: OnEvent | None = None) -> dict[str, Any]:
+    """The knowledge demo with the recommended method and two alternatives, compared on the same split."""
+    from runner.compare import compare_runs
+    from runner.demo_assets import default_dir, ensure_demo_assets
+
+    root = Path(folder) if folder else default_dir()
+    ensure_demo_assets(root)
+    answers = load_answers(demo_answers(root)["knowledge"])
+    runs = []
+    for method, settings in (("lora", []), ("p_tuning_v2", ["overrides.learning_rate=0.03"]),
+                             ("qlora", [])):
+        say(f"== knowledge with {method}")
+        result = replay(apply_settings(answers, method, settings), runs_dir=runs_dir, allow_network=False, say=say,
+                        on_event=on_event)
+        if result["exit_code"] != 0:
+            raise RuntimeError(f"the {method} run failed: see {result['run']}")
+        runs.append(str(result["run"]))
+    return compare_runs(runs, progress=say)
