@@ -74,7 +74,8 @@ def update(text: str) -> str:
         pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no generated:{name} section in the text")
-        text = pattern.sub(lambda m, r=render: m.group(1) + r() + "\n" + m.group(2), text)
+        body = render()
+        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 
