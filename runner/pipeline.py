@@ -174,7 +174,7 @@ def demo(*, folder: str | None = None, runs_dir: str = "runs", goals: tuple[str,
 
 
 def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say = print,
-                 on_event: OnEvent | None = None) -> dict[str, Any]:
+                 on_event: OnEvent | None = None, extra: list[str] | None = None) -> dict[str, Any]:
     """The knowledge demo with the recommended method and two alternatives, compared on the same split."""
     from runner.compare import compare_runs
     from runner.demo_assets import default_dir, ensure_demo_assets
@@ -186,8 +186,8 @@ def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say 
     for method, settings in (("lora", []), ("p_tuning_v2", ["overrides.learning_rate=0.03"]),
                              ("qlora", [])):
         say(f"== knowledge with {method}")
-        result = replay(apply_settings(answers, method, settings), runs_dir=runs_dir, allow_network=False, say=say,
-                        on_event=on_event)
+        result = replay(apply_settings(answers, method, settings + (extra or [])), runs_dir=runs_dir,
+                        allow_network=False, say=say, on_event=on_event)
         if result["exit_code"] != 0:
             raise RuntimeError(f"the {method} run failed: see {result['run']}")
         runs.append(str(result["run"]))

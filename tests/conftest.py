@@ -50,3 +50,13 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Any:
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's tiny pre-trained model and datasets, built once per test session (about 40 s)."""
+    from runner.demo_assets import ensure_demo_assets
+
+    root = tmp_path_factory.mktemp("demo")
+    ensure_demo_assets(root)
+    return root
