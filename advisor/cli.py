@@ -130,7 +130,7 @@ def _wait_for_exit_after_done(run: Any, timeout_s: float = 30) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from runner.launch import start_worker
+    from runner.launch import create_run, start_worker
     from runner.rundir import open_run_dir
 
     if args.resume:
@@ -145,22 +145,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.answers:
             raise InputError("give --answers A.yaml, or --resume RUN_DIR")
         from advisor.answers import load_answers
-        from advisor.recommend import gather_inputs, recommend
-        from runner.launch import create_run
-        from runner.model import check_model_source
-        from runner.plan import make_plan
+        from runner.pipeline import plan_run
 
         answers = load_answers(args.answers)
-        inputs = gather_inputs(answers, allow_network=not args.offline)
-        for profile in (inputs.data, inputs.test_data):
-            if profile is not None and profile.errors:
-                first = next(p for p in profile.problems if p.severity == "error")
-                raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
-                                 file=profile.file, line=first.line,
-                                 hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
-        recommendation = recommend(inputs)
-        plan = make_plan(answers, recommendation)
-        check_model_source(plan["model"]["name_or_path"])
+        recommendation, plan = plan_run(answers, allow_network=not args.offline)
         run = create_run(answers, recommendation, plan, args.runs_dir)
         proc = start_worker(run)
     print(f"run directory: {run.path}")

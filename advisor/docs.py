@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from knowledge.loader import Threshold, load_decision_table, load_scorecard
@@ -68,14 +69,20 @@ def render_scorecard() -> str:
 SECTIONS = {"decision-table": render_decision_table, "scorecard": render_scorecard}
 
 
+def _filler(body: str) -> Callable[[re.Match[str]], str]:
+    def fill(match: re.Match[str]) -> str:
+        return match.group(1) + body + "\n" + match.group(2)
+
+    return fill
+
+
 def update(text: str) -> str:
     """The text with every generated section rendered anew."""
     for name, render in SECTIONS.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n)(?:.*?\n)?(<!-- /generated:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no generated:{name} section in the text")
-        body = render()
-        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        text = pattern.sub(_filler(render()), text)
     return text
 
 

@@ -19,7 +19,7 @@ from advisor.answers import Answers, answers_from_dict, answers_to_dict, load_an
 from advisor.errors import InputError
 from runner.rundir import RunDir, open_run_dir
 
-__all__ = ["DEMO_ANSWERS", "apply_settings", "demo", "replay", "ReplayResult"]
+__all__ = ["DEMO_ANSWERS", "apply_settings", "demo", "plan_run", "replay", "ReplayResult"]
 
 DEMO_ANSWERS = Path(__file__).parent / "assets" / "demo"
 GOALS_IN_ORDER = ("knowledge", "style", "reasoning", "agent")
@@ -57,6 +57,29 @@ def apply_settings(answers: Answers, method: str | None, settings: list[str]) ->
     return answers_from_dict(data, file="--set")
 
 
+def plan_run(answers: Answers, *, allow_network: bool = True,
+             check_model: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recommendation and the plan for a training run, after the checks that must pass before one starts:
+    every example usable (the file and line otherwise) and, for a local model, a folder it can load."""
+    from advisor.recommend import gather_inputs, recommend
+    from runner.plan import make_plan
+
+    inputs = gather_inputs(answers, allow_network=allow_network)
+    for profile in (inputs.data, inputs.test_data):
+        if profile is not None and profile.errors:
+            first = next(p for p in profile.problems if p.severity == "error")
+            raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
+                             file=profile.file, line=first.line,
+                             hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
+    recommendation = recommend(inputs)
+    plan = make_plan(answers, recommendation)
+    if check_model:
+        from runner.model import check_model_source
+
+        check_model_source(plan["model"]["name_or_path"])
+    return recommendation, plan
+
+
 def _follow(run: RunDir, proc: Any, on_event: OnEvent, say: Say) -> int:
     from runner.launch import follow_with_stop
 
@@ -70,9 +93,7 @@ def _artifact(run: RunDir, plan: dict[str, Any]) -> Path:
 def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, resume: str | None = None,
            allow_network: bool = True, say: Say = print, on_event: OnEvent | None = None) -> ReplayResult:
     """Recommend, plan, train and evaluate. Returns what happened; raises InputError for bad input."""
-    from advisor.recommend import gather_inputs, recommend
     from runner.launch import create_run, start_worker
-    from runner.plan import make_plan
 
     on_event = on_event or (lambda event: None)
     if resume:
@@ -91,20 +112,9 @@ def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, r
                 return ReplayResult(exit_code=code or 1, run=str(run.path), recommendation=recommendation,
                                     plan=plan, report=None)
     else:
-        inputs = gather_inputs(answers, allow_network=allow_network)
-        for profile in (inputs.data, inputs.test_data):
-            if profile is not None and profile.errors:
-                first = next(p for p in profile.problems if p.severity == "error")
-                raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
-                                 file=profile.file, line=first.line,
-                                 hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
-        recommendation = recommend(inputs)
-        plan = make_plan(answers, recommendation)
+        recommendation, plan = plan_run(answers, allow_network=allow_network, check_model=not dry_run)
         if dry_run:
             return ReplayResult(exit_code=0, run=None, recommendation=recommendation, plan=plan, report=None)
-        from runner.model import check_model_source
-
-        check_model_source(plan["model"]["name_or_path"])
         run = create_run(answers, recommendation, plan, runs_dir)
         say(f"run directory: {run.path}")
         code = _follow(run, start_worker(run), on_event, say)
