@@ -116,26 +116,13 @@ def _follow(run_path: str, proc: Any = None, *, stop_on_interrupt: bool) -> int:
     return follow_with_stop(run_path, printer, proc=proc, say=say, stop_on_interrupt=stop_on_interrupt)
 
 
-def _wait_for_exit_after_done(run: Any, timeout_s: float = 30) -> None:
-    """A process that wrote its `done` event may still be exiting: give it a moment."""
-    import time
-
-    from runner.events import read_events
-
-    if not any(e.get("kind") == "done" for e in read_events(run.events)[-1:]):
-        return
-    deadline = time.time() + timeout_s
-    while run.worker_alive() and time.time() < deadline:
-        time.sleep(0.1)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from runner.launch import create_run, start_worker
+    from runner.launch import create_run, start_worker, wait_for_exit_after_done
     from runner.rundir import open_run_dir
 
     if args.resume:
         run = open_run_dir(args.resume)
-        _wait_for_exit_after_done(run)
+        wait_for_exit_after_done(run)
         if run.worker_alive():
             raise InputError("this run is still training", file=args.resume,
                              hint=f"follow it with: finetune-advisor attach {args.resume}")

@@ -14,7 +14,8 @@ from typing import Any
 from advisor.errors import InputError
 from knowledge.loader import Architecture, load_architectures, load_model_catalog
 
-__all__ = ["ModelProfile", "profile_model", "profile_from_config", "profile_from_params"]
+__all__ = ["ModelProfile", "hub_unreachable", "in_hub_cache", "profile_model", "profile_from_config",
+           "profile_from_params"]
 
 _ALL_KINDS = ("q", "k", "v", "o", "qkv", "gate", "up", "gate_up", "down")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$|^[A-Za-z0-9][\w.\-]*$")
@@ -201,17 +202,30 @@ def _read_config(path: Path, name: str) -> dict[str, Any]:
     return config
 
 
-def _hub_config(repo_id: str) -> tuple[dict[str, Any] | None, str | None]:
-    """config.json from the hub, or (None, why not)."""
+def hub_unreachable() -> str | None:
+    """Why the model hub cannot be used now (offline mode, no connection), or None when it can."""
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return None, "HF_HUB_OFFLINE is set"
+        return "HF_HUB_OFFLINE is set"
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     host = re.sub(r"^\w+://", "", endpoint).split("/")[0]
-    try:  # one quick look first: huggingface_hub itself retries for about 20 s when offline
+    try:  # one quick look: huggingface_hub itself retries for about 20 s when offline
         socket.create_connection((host.split(":")[0], int(host.split(":")[1]) if ":" in host else 443),
                                  timeout=2).close()
     except OSError as exc:
-        return None, f"the hub ({host}) cannot be reached: {exc.strerror or exc}"
+        return f"the hub ({host}) cannot be reached: {exc.strerror or exc}"
+    return None
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether the local hub cache holds this model's config (a download happened before)."""
+    return _hf_cache_config(repo_id) is not None
+
+
+def _hub_config(repo_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """config.json from the hub, or (None, why not)."""
+    why = hub_unreachable()
+    if why:
+        return None, why
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:

@@ -20,7 +20,8 @@ from advisor.errors import InputError
 from runner.events import follow_events
 from runner.rundir import RunDir, create_run_dir, open_run_dir
 
-__all__ = ["create_run", "follow_run", "follow_with_stop", "request_stop", "start_worker"]
+__all__ = ["create_run", "follow_run", "follow_with_stop", "request_stop", "start_worker",
+           "wait_for_exit_after_done"]
 
 #: Free disk below this in the runs folder is refused before anything starts.
 MIN_FREE_DISK_GB = 1.0
@@ -109,3 +110,14 @@ def follow_with_stop(path: str, on_event: Callable[[dict[str, Any]], None], *, p
             interrupted = True
             say("stopping after a checkpoint (Ctrl-C again to leave it running in the background)")
             request_stop(run)
+
+
+def wait_for_exit_after_done(run: RunDir, timeout_s: float = 30) -> None:
+    """A training process that wrote its `done` event may still be exiting: give it a moment."""
+    from runner.events import read_events
+
+    if not any(e.get("kind") == "done" for e in read_events(run.events)[-1:]):
+        return
+    deadline = time.time() + timeout_s
+    while run.worker_alive() and time.time() < deadline:
+        time.sleep(0.1)

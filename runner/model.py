@@ -13,10 +13,18 @@ WEIGHT_PATTERNS = ("*.safetensors",)
 
 
 def check_model_source(name_or_path: str) -> None:
-    """Fail early, with exit 2, for a local model folder that cannot be trained: no config, no weights,
-    pickle-only weights, or no tokenizer. Hub ids are checked when they load."""
+    """Fail early, with exit 2, for a model that cannot be trained: a hub id that is neither cached nor
+    reachable; a local folder with no config, no weights, pickle-only weights, or no tokenizer."""
     path = Path(name_or_path)
     if not path.exists():
+        from advisor.model_profile import hub_unreachable, in_hub_cache
+
+        why = None if in_hub_cache(name_or_path) else hub_unreachable()
+        if why:
+            raise InputError(f"the model is not downloaded here and cannot be fetched ({why})", file=name_or_path,
+                             key="model.name_or_path",
+                             hint="download it where there is a network (huggingface-cli download NAME --local-dir "
+                                  "DIR), copy DIR here, and give its path")
         return
     if not path.is_dir():
         raise InputError("a model must be a folder (save_pretrained) or a hub id", file=name_or_path)

@@ -93,13 +93,14 @@ def _artifact(run: RunDir, plan: dict[str, Any]) -> Path:
 def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, resume: str | None = None,
            allow_network: bool = True, say: Say = print, on_event: OnEvent | None = None) -> ReplayResult:
     """Recommend, plan, train and evaluate. Returns what happened; raises InputError for bad input."""
-    from runner.launch import create_run, start_worker
+    from runner.launch import create_run, start_worker, wait_for_exit_after_done
 
     on_event = on_event or (lambda event: None)
     if resume:
         run = open_run_dir(resume)
         plan = run.read_plan()
         recommendation = json.loads(run.recommendation.read_text(encoding="utf-8"))
+        wait_for_exit_after_done(run)
         if run.worker_alive():
             raise InputError("this run is still training", file=resume,
                              hint=f"follow it with: finetune-advisor attach {resume}")

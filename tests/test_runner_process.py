@@ -313,3 +313,14 @@ def test_qlora_on_a_cuda_gpu_in_bf16(tmp_path: Path, model: Path, data: Path) ->
     model_phase = next(e for e in events if e.get("phase") == "model")
     assert model_phase["device"] == "cuda" and model_phase["dtype"] in ("bfloat16", "float16")
     assert events[-1]["peak_memory_gb"] > 0
+
+
+def test_a_hub_model_that_cannot_be_fetched_is_refused_before_a_run_starts(tmp_path: Path, data: Path) -> None:
+    answers = answers_file(tmp_path, Path("someone/not-downloaded-7b"), data)
+    raw = yaml.safe_load(answers.read_text())
+    raw["model"] = {"name_or_path": "someone/not-downloaded-7b", "params_b": 7}
+    answers.write_text(yaml.safe_dump(raw))
+    started = time.time()
+    result = cli("train", "--answers", str(answers), cwd=tmp_path)
+    assert result.returncode == 2 and "not downloaded here and cannot be fetched" in result.stderr
+    assert time.time() - started < 30 and not (tmp_path / "runs").exists()
