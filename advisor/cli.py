@@ -149,6 +149,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
     from runner.rundir import open_run_dir
 
     run = open_run_dir(args.run_dir)
+    if not args.plain and sys.stdin.isatty() and sys.stdout.isatty():
+        return run_app(None, run_dir=str(run.path))
     return _follow(str(run.path), stop_on_interrupt=False)
 
 
@@ -257,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="finetune-advisor",
         description="Recommends how to fine-tune a language model for your goal, data and hardware, "
                     "with memory and time estimates.")
+    parser.add_argument("--answers", metavar="A.yaml", help="open the app pre-filled from an answers file")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("recommend", help="recommend a method and settings for an answers file")
@@ -316,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("attach", help="follow a running or finished run")
+    p = sub.add_parser("attach", help="follow a running or finished run (the app's training screen in a terminal)")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--plain", action="store_true", help="plain progress lines instead of the app")
     p.set_defaults(func=cmd_attach)
 
     p = sub.add_parser("evaluate", help="evaluate a finished run against its base model; writes the report")
@@ -358,14 +362,33 @@ def _positive(text: str) -> int:
     return value
 
 
+def run_app(answers_path: str | None, run_dir: str | None = None, runs_dir: str = "runs") -> int:
+    """Open the Textual app (pre-filled from an answers file, or on a run's training screen)."""
+    from advisor.tui import create_app
+
+    answers = None
+    if answers_path:
+        from advisor.answers import load_answers
+
+        answers = load_answers(answers_path)
+    create_app(answers, run_dir=run_dir, runs_dir=runs_dir).run()
+    if run_dir:
+        print(f"training continues in the background if it has not ended; come back with: "
+              f"finetune-advisor attach {run_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     from knowledge.loader import KnowledgeError
 
+    if args.command is None:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            parser.print_help()  # no terminal to draw the app on (a pipe, CI): say what there is
+            return 0
+        args.func = lambda a: run_app(a.answers)
+        args.command = "app"
     try:
         code: int = args.func(args)
         return code

@@ -1,0 +1,79 @@
+"""The app and the one factory that the CLI and the tests use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from advisor.answers import Answers, answers_to_dict
+
+__all__ = ["FinetuneAdvisorApp", "create_app"]
+
+
+class FinetuneAdvisorApp(App[int]):
+    """finetune-advisor: interview -> recommendation -> training -> results."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "finetune-advisor"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("ctrl+t", "toggle_dark", "Theme")]
+
+    def __init__(self, answers: dict[str, Any] | None = None, *, source: Path | None = None,
+                 run_dir: str | None = None, runs_dir: str = "runs") -> None:
+        super().__init__()
+        self.answers: dict[str, Any] = answers or {"version": 1}
+        """The answers being built, in the answers-file layout (saved as YAML, replayed by `replay`)."""
+        self.source = source
+        """The answers file the app was opened with; relative paths resolve against its folder."""
+        self.run_dir = run_dir
+        self.runs_dir = runs_dir
+
+    def on_mount(self) -> None:
+        if self.run_dir:
+            from advisor.tui.training import TrainingScreen
+
+            self.push_screen(TrainingScreen(self.run_dir))
+        else:
+            from advisor.tui.interview import InterviewScreen
+
+            self.push_screen(InterviewScreen())
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
+
+    def get_system_commands(self, screen: Any) -> Any:
+        yield from super().get_system_commands(screen)
+        from textual.app import SystemCommand
+
+        yield SystemCommand("Save answers", "Save the answers so far to a YAML file", self.action_save_answers)
+
+    def action_save_answers(self) -> None:
+        from advisor.tui.dialogs import SaveDialog
+
+        self.push_screen(SaveDialog(self.suggested_name()), self._save_to)
+
+    def suggested_name(self) -> str:
+        return str(self.source) if self.source else "answers.yaml"
+
+    def _save_to(self, path: str | None) -> None:
+        if not path:
+            return
+        from advisor.answers import answers_from_dict, save_answers
+        from advisor.errors import InputError
+
+        try:
+            answers = answers_from_dict(self.answers, file="the answers so far", source=self.source)
+            saved = save_answers(answers, path, overwrite=Path(path).exists())
+        except InputError as exc:
+            self.notify(str(exc), title="Not saved", severity="error", timeout=8)
+            return
+        self.notify(f"saved to {saved} (replay it with: finetune-advisor replay {saved})", title="Saved")
+
+
+def create_app(answers: Answers | None = None, *, run_dir: str | None = None, runs_dir: str = "runs") -> \
+        FinetuneAdvisorApp:
+    """The app, pre-filled from answers when given, or opened on a run's training screen."""
+    data = answers_to_dict(answers) if answers is not None else None
+    return FinetuneAdvisorApp(data, source=answers.source if answers else None, run_dir=run_dir, runs_dir=runs_dir)

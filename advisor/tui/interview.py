@@ -1,0 +1,315 @@
+"""The interview: goal, data, base model, hardware, deploy target and priority, one step at a time."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.suggester import Suggester
+from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, RadioButton, RadioSet, Static
+
+from advisor.errors import InputError
+
+__all__ = ["InterviewScreen", "PathSuggester", "STEPS"]
+
+STEPS = ("goal", "data", "model", "hardware", "target")
+GOALS = {
+    "style": ("Style", "tone, voice and format", "answer like our support team: short, warm, always signed Ada"),
+    "knowledge": ("Knowledge", "facts the model does not know", "our product catalogue, policies, internal docs"),
+    "reasoning": ("Reasoning", "multi-step problem solving", "maths word problems with worked solutions"),
+    "agent": ("Tool calling", "when and how to call tools (JSON)", "call get_weather(city) when asked about it"),
+}
+DEPLOY = {"server": "a server with a GPU", "edge": "a small device: the result must run small (4-bit)"}
+PRIORITY = {"balanced": "a sensible balance", "quality": "the best result", "speed": "a quick experiment",
+            "memory": "the least memory"}
+
+
+class PathSuggester(Suggester):
+    """Completes file paths as they are typed."""
+
+    def __init__(self) -> None:
+        super().__init__(use_cache=False, case_sensitive=True)
+
+    async def get_suggestion(self, value: str) -> str | None:
+        if not value:
+            return None
+        path = Path(os.path.expanduser(value))
+        folder, stem = (path, "") if value.endswith("/") else (path.parent, path.name)
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.startswith(stem) and not n.startswith("."))
+        except OSError:
+            return None
+        if not names:
+            return None
+        completion = names[0] + ("/" if (folder / names[0]).is_dir() else "")
+        return value + completion[len(stem):]
+
+
+class InterviewScreen(Screen[None]):
+    """Five steps; Next checks the step's answer before moving on."""
+
+    BINDINGS = [Binding("ctrl+n", "next", "Next"), Binding("ctrl+b", "back", "Back"),
+                Binding("ctrl+s", "app.save_answers", "Save")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="step-title", classes="title")
+        with ContentSwitcher(initial="step-goal", id="steps"):
+            with VerticalScroll(id="step-goal", classes="step"):
+                yield Label("What should the model learn?", classes="title")
+                with RadioSet(id="goal"):
+                    for key, (name, what, example) in GOALS.items():
+                        yield RadioButton(f"{name}: {what}. For example: {example}", id=f"goal-{key}")
+            with Vertical(id="step-data", classes="step"):
+                yield Label("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have",
+                            classes="hint")
+                with Horizontal(classes="field"):
+                    yield Input(placeholder="path to your data file", id="data-path", suggester=PathSuggester())
+                    yield Button("Check", id="check-data")
+                yield Input(placeholder="or: number of examples (when there is no file yet)", id="data-examples",
+                            type="integer")
+                yield Static("", id="findings")
+                yield Label("A random 10% of the examples, to read before training:", classes="hint")
+                yield VerticalScroll(Static("", id="sample-text"), id="sample")
+            with Vertical(id="step-model", classes="step"):
+                yield Label("The base model: a hub id (Qwen/Qwen2.5-7B-Instruct) or a local folder", classes="hint")
+                with Horizontal(classes="field"):
+                    yield Input(placeholder="hub id or folder", id="model-name")
+                    yield Button("Check", id="check-model")
+                yield Static("", id="model-info")
+            with Vertical(id="step-hardware", classes="step"):
+                yield Label("Where will it train? Detected values are filled in; change them if needed.",
+                            classes="hint")
+                yield Label("GPU name (empty for no GPU)")
+                yield Input(id="gpu-name")
+                yield Label("GPU memory in GB (0 for no GPU)")
+                yield Input(id="gpu-memory", type="number")
+                yield Label("RAM in GB")
+                yield Input(id="ram", type="number")
+                yield Static("", id="hardware-info", classes="hint")
+            with VerticalScroll(id="step-target", classes="step"):
+                yield Label("Where must the result run?", classes="title")
+                with RadioSet(id="deploy"):
+                    for key, text in DEPLOY.items():
+                        yield RadioButton(f"{key}: {text}", id=f"deploy-{key}", value=key == "server")
+                yield Label("What matters most?", classes="title")
+                with RadioSet(id="priority"):
+                    for key, text in PRIORITY.items():
+                        yield RadioButton(f"{key}: {text}", id=f"priority-{key}", value=key == "balanced")
+        yield Label("", id="problem", classes="error")
+        with Horizontal(classes="buttons"):
+            yield Button("Back", id="back")
+            yield Button("Save answers", id="save")
+            yield Button("Next", id="next", variant="primary")
+        yield Footer()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.app.answers  # type: ignore[attr-defined]
+        return data
+
+    def on_mount(self) -> None:
+        self.step = 0
+        a = self.answers
+        if a.get("goal") in GOALS:
+            self.query_one(f"#goal-{a['goal']}", RadioButton).value = True
+        data = a.get("data") or {}
+        self.query_one("#data-path", Input).value = str(data.get("path") or "")
+        if data.get("examples"):
+            self.query_one("#data-examples", Input).value = str(data["examples"])
+        self.query_one("#model-name", Input).value = str((a.get("model") or {}).get("name_or_path") or "")
+        hardware = a.get("hardware")
+        if hardware is not None:
+            gpus = hardware.get("gpus") or []
+            self.query_one("#gpu-name", Input).value = gpus[0]["name"] if gpus else ""
+            self.query_one("#gpu-memory", Input).value = str(gpus[0]["memory_gb"]) if gpus else "0"
+            self.query_one("#ram", Input).value = str(hardware.get("ram_gb") or "")
+        else:
+            self.detect()
+        for key, widget in (("deploy", "deploy"), ("priority", "priority")):
+            if a.get(key):
+                self.query_one(f"#{widget}-{a[key]}", RadioButton).value = True
+        self.show_step()
+
+    @work(thread=True, exclusive=True, group="hardware")
+    def detect(self) -> None:
+        from advisor.hardware import detect_hardware
+
+        hw = detect_hardware()
+        self.app.call_from_thread(self._fill_hardware, hw)
+
+    def _fill_hardware(self, hw: Any) -> None:
+        if not self.query_one("#ram", Input).value:
+            gpu = hw.gpus[0] if hw.gpus else None
+            self.query_one("#gpu-name", Input).value = gpu.name if gpu else ""
+            self.query_one("#gpu-memory", Input).value = f"{gpu.memory_gb:g}" if gpu else "0"
+            self.query_one("#ram", Input).value = f"{hw.ram_gb:g}" if hw.ram_gb else ""
+        notes = "; ".join(hw.notes)
+        self.query_one("#hardware-info", Static).update(
+            f"detected: {len(hw.gpus)} GPU(s), {hw.ram_gb:g} GB RAM, {hw.cpu_cores} CPU core(s)"
+            + (f" ({notes})" if notes else ""))
+
+    def show_step(self) -> None:
+        name = STEPS[self.step]
+        self.query_one("#steps", ContentSwitcher).current = f"step-{name}"
+        self.query_one("#step-title", Label).update(f"Step {self.step + 1} of {len(STEPS)}: {name}")
+        self.query_one("#back", Button).disabled = self.step == 0
+        self.query_one("#next", Button).label = "Recommend" if self.step == len(STEPS) - 1 else "Next"
+        self.query_one("#problem", Label).update("")
+
+    # ------------------------------------------------------------------ navigation
+
+    @on(Button.Pressed, "#next")
+    def action_next(self) -> None:
+        try:
+            self.collect(STEPS[self.step])
+        except InputError as exc:
+            self.query_one("#problem", Label).update(str(exc))
+            return
+        if self.step < len(STEPS) - 1:
+            self.step += 1
+            self.show_step()
+            return
+        from advisor.answers import answers_from_dict
+        from advisor.tui.recommendation import RecommendationScreen
+
+        try:
+            answers = answers_from_dict(self.answers, file="your answers", source=self.app.source)  # type: ignore[attr-defined]
+        except InputError as exc:
+            self.query_one("#problem", Label).update(str(exc))
+            return
+        self.app.push_screen(RecommendationScreen(answers))
+
+    @on(Button.Pressed, "#back")
+    def action_back(self) -> None:
+        if self.step > 0:
+            self.step -= 1
+            self.show_step()
+
+    @on(Button.Pressed, "#save")
+    def save(self) -> None:
+        self.app.action_save_answers()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ each step's answer
+
+    def collect(self, step: str) -> None:
+        """Store the step's answer in the answers, or raise InputError saying what is wrong."""
+        a = self.answers
+        if step == "goal":
+            pressed = self.query_one("#goal", RadioSet).pressed_button
+            if pressed is None or pressed.id is None:
+                raise InputError("choose what the model should learn", key="goal")
+            a["goal"] = pressed.id.removeprefix("goal-")
+        elif step == "data":
+            path = self.query_one("#data-path", Input).value.strip()
+            count = self.query_one("#data-examples", Input).value.strip()
+            data: dict[str, Any] = dict(a.get("data") or {})
+            data.pop("path", None)
+            data.pop("examples", None)
+            if path:
+                self.check_data(path)
+                data["path"] = path
+            elif count:
+                if not count.isdigit() or int(count) < 1:
+                    raise InputError("the number of examples must be a whole number above 0", key="data.examples")
+                data["examples"] = int(count)
+            else:
+                raise InputError("give your data file, or how many examples you have", key="data")
+            a["data"] = data
+        elif step == "model":
+            name = self.query_one("#model-name", Input).value.strip()
+            if not name:
+                raise InputError("give a hub id or a model folder", key="model.name_or_path")
+            self.check_model(name)
+            a["model"] = {**(a.get("model") or {}), "name_or_path": name}
+        elif step == "hardware":
+            gpu_name = self.query_one("#gpu-name", Input).value.strip()
+            memory = _number(self.query_one("#gpu-memory", Input).value, "hardware.gpus[0].memory_gb")
+            ram = _number(self.query_one("#ram", Input).value, "hardware.ram_gb")
+            gpus = [{"name": gpu_name or "GPU", "memory_gb": memory}] if memory > 0 else []
+            a["hardware"] = {"gpus": gpus, "ram_gb": ram} if ram > 0 else {"gpus": gpus}
+        elif step == "target":
+            for key in ("deploy", "priority"):
+                pressed = self.query_one(f"#{key}", RadioSet).pressed_button
+                if pressed is not None and pressed.id:
+                    a[key] = pressed.id.removeprefix(f"{key}-")
+
+    def _resolve(self, path: str) -> Path:
+        p = Path(os.path.expanduser(path))
+        source = self.app.source  # type: ignore[attr-defined]
+        return p if p.is_absolute() or source is None else source.parent / p
+
+    @on(Button.Pressed, "#check-data")
+    def check_data_pressed(self) -> None:
+        path = self.query_one("#data-path", Input).value.strip()
+        try:
+            self.check_data(path)
+        except InputError as exc:
+            self.query_one("#findings", Static).update(f"[red]{_escape(str(exc))}[/]")
+
+    def check_data(self, path: str) -> None:
+        """Profile the file, show the findings and a random 10% sample; InputError when unusable."""
+        from advisor.data_probe import probe_file, read_records
+
+        profile = probe_file(self._resolve(path))
+        lines = [f"{profile.examples:,} usable example(s) of {profile.records:,}, layout {profile.layout}"]
+        if profile.total_chars:
+            s = profile.total_chars
+            lines.append(f"length in characters: median {s.p50:g}, 95% under {s.p95:g}, longest {s.max:,}")
+        for problem in profile.problems[:6]:
+            lines.append(f"line {problem.line}: {problem.message}")
+        if len(profile.problems) > 6:
+            lines.append(f"... and {sum(profile.problem_counts.values()) - 6} more (inspect-data lists all)")
+        self.query_one("#findings", Static).update(_escape("\n".join(lines)))
+        records = [(n, r) for n, r in read_records(self._resolve(path)) if isinstance(r, dict)]
+        picked = random.Random(0).sample(records, max(1, min(20, len(records) // 10))) if records else []
+        sample = "\n\n".join(f"line {n}: {str(r)[:300]}" for n, r in sorted(picked, key=lambda x: x[0]))
+        self.query_one("#sample-text", Static).update(_escape(sample))
+        if profile.examples == 0:
+            raise InputError("no usable examples in the file; see the problems above", file=path)
+        if profile.errors:
+            raise InputError(f"{profile.errors} example(s) cannot be used; fix the lines above first", file=path)
+
+    @on(Button.Pressed, "#check-model")
+    def check_model_pressed(self) -> None:
+        try:
+            self.check_model(self.query_one("#model-name", Input).value.strip())
+        except InputError as exc:
+            self.query_one("#model-info", Static).update(f"[red]{_escape(str(exc))}[/]")
+
+    def check_model(self, name: str) -> None:
+        from advisor.model_profile import profile_model
+
+        local = self._resolve(name)
+        target = str(local) if name.startswith((".", "/", "~")) or local.exists() else name
+        params = (self.answers.get("model") or {}).get("params_b")
+        p = profile_model(target, params)
+        self.query_one("#model-info", Static).update(_escape(
+            f"{p.params_b:.2f}B parameters, {p.num_layers} layers, hidden {p.hidden_size}, "
+            f"{p.num_heads} heads ({p.num_kv_heads} KV), vocabulary {p.vocab_size:,} (from {p.source})"
+            + ("".join(f"\n{n}" for n in p.notes))))
+
+
+def _number(text: str, key: str) -> float:
+    try:
+        value = float(text.strip() or 0)
+    except ValueError:
+        raise InputError(f"{text!r} is not a number", key=key) from None
+    if value < 0:
+        raise InputError("must not be negative", key=key)
+    return value
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,157 @@
+"""The Textual app, driven with Pilot at 80x24: the interview for each goal gives the same recommendation as
+the headless path, steps validate, answers save and replay, and the training and results screens show a
+recorded run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Button, Input, Label, ProgressBar, RadioButton
+
+from advisor.answers import answers_from_dict, load_answers
+from advisor.recommend import gather_inputs, recommend
+from advisor.tui import FinetuneAdvisorApp
+from advisor.tui.recommendation import RecommendationScreen
+from advisor.tui.results import ResultsScreen
+from advisor.tui.training import TrainingScreen
+
+SIZE = (80, 24)
+
+
+async def walk(app: FinetuneAdvisorApp, pilot: Any, goal: str, examples: str, model: str, gpu_gb: str) -> None:
+    screen = app.screen
+    screen.query_one(f"#goal-{goal}", RadioButton).value = True
+    await pilot.click("#next")  # the mouse works too; the rest is keyboard-first
+    screen.query_one("#data-examples", Input).focus()
+    await pilot.press(*examples)
+    await pilot.press("ctrl+n")
+    screen.query_one("#model-name", Input).focus()
+    await pilot.press(*model)
+    await pilot.press("ctrl+n")
+    await pilot.pause()
+    for widget_id, value in (("#gpu-name", "NVIDIA A100-SXM4-80GB"), ("#gpu-memory", gpu_gb), ("#ram", "64")):
+        screen.query_one(widget_id, Input).value = value
+    await pilot.press("ctrl+n")
+    await pilot.press("ctrl+n")  # deploy server, priority balanced (the defaults)
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize(("goal", "expected"), [("style", "p_tuning_v2"), ("knowledge", "lora"),
+                                                ("reasoning", "lora"), ("agent", "lora")])
+async def test_the_interview_recommends_what_replay_would(goal: str, expected: str) -> None:
+    app = FinetuneAdvisorApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await walk(app, pilot, goal, "4000", "Qwen/Qwen2.5-1.5B-Instruct", "80")
+        assert isinstance(app.screen, RecommendationScreen)
+        shown = app.screen.recommendation
+        assert shown is not None and shown["method"] == expected
+        headless = recommend(gather_inputs(answers_from_dict(app.answers), detect=False, allow_network=False))
+        assert shown == headless  # the same function, the same answers: the same recommendation
+
+
+async def test_each_step_checks_its_answer() -> None:
+    app = FinetuneAdvisorApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        assert "choose what the model should learn" in str(app.screen.query_one("#problem", Label).render())
+        app.screen.query_one("#goal-knowledge", RadioButton).value = True
+        await pilot.press("ctrl+n")
+        await pilot.press("ctrl+n")  # no data given
+        assert "give your data file" in str(app.screen.query_one("#problem", Label).render())
+        app.screen.query_one("#data-path", Input).value = "/no/such/file.jsonl"
+        await pilot.press("ctrl+n")
+        assert "no such file" in str(app.screen.query_one("#problem", Label).render())
+        assert app.screen.query_one("#back", Button).disabled is False
+
+
+async def test_answers_saved_in_the_app_replay_to_the_same_recommendation(tmp_path: Path) -> None:
+    app = FinetuneAdvisorApp()
+    target = tmp_path / "saved.yaml"
+    async with app.run_test(size=SIZE) as pilot:
+        await walk(app, pilot, "knowledge", "5000", "meta-llama/Llama-3.2-1B-Instruct", "24")
+        shown = app.screen.recommendation
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        field = app.screen.query_one("#path", Input)
+        field.value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+    replayed = recommend(gather_inputs(load_answers(target), detect=False, allow_network=False))
+    assert shown == replayed
+
+
+async def test_the_app_opens_pre_filled_from_an_answers_file() -> None:
+    from advisor.tui import create_app
+    from tests.conftest import EXAMPLES
+
+    app = create_app(load_answers(EXAMPLES / "style.yaml"))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.screen.query_one("#goal-style", RadioButton).value is True
+        assert app.screen.query_one("#data-path", Input).value == "data/support_style.jsonl"
+        for _ in range(5):
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, RecommendationScreen) and app.screen.recommendation is not None
+        assert app.screen.recommendation["method"] == "p_tuning_v2"
+
+
+def recorded_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "plan.json").write_text(json.dumps({"method": "lora"}))
+    events = [{"t": 1, "kind": "phase", "phase": "train", "step": 0, "max_steps": 4}]
+    events += [{"t": 1 + i, "kind": "step", "step": i, "max_steps": 4, "epoch": i / 4, "loss": 5.0 - i,
+                "learning_rate": 1e-4, "tokens_per_s": 1000.0, "memory_gb": 0.5} for i in range(1, 5)]
+    events += [{"t": 6, "kind": "eval", "step": 4, "eval_loss": 2.5},
+               {"t": 7, "kind": "done", "status": "done", "exit_code": 0, "steps": 4, "artifact": str(run)}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    return run
+
+
+async def test_the_training_screen_follows_recorded_events(tmp_path: Path) -> None:
+    run = recorded_run(tmp_path)
+    app = FinetuneAdvisorApp(run_dir=str(run))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrainingScreen)
+        assert screen.query_one("#progress", ProgressBar).progress == 4
+        assert screen.losses == [4.0, 3.0, 2.0, 1.0] and screen.eval_losses == [2.5]
+        assert screen.query_one("#results", Button).disabled is False
+        assert screen.query_one("#stop", Button).disabled is True
+
+
+async def test_the_results_screen_puts_the_verdict_first(tmp_path: Path) -> None:
+    run = recorded_run(tmp_path)
+    card = {"dimensions": {d: {"score": 4.0, "weight": w, "inputs": {"x": 1}} for d, w in
+                           (("task", 0.4), ("general", 0.2), ("speed", 0.15), ("resources", 0.15),
+                            ("deployment", 0.1))}, "total": 4.0, "ready": True,
+            "verdict": "ready to deploy (weighted score 4.00 of 5, threshold 4)"}
+    report = {"method": "lora", "verdict": card["verdict"], "scorecard": card, "primary_metric": "exact_match",
+              "metrics": {"exact_match": {"sentence": "The tuned model got 9 of 10 right, the base 1."}},
+              "warnings": [], "general_ability": {"perplexity_base": 10.0, "perplexity_tuned": 10.2,
+                                                  "perplexity_increase": 0.02}}
+    (run / "report.json").write_text(json.dumps(report))
+    app = FinetuneAdvisorApp(run_dir=str(run))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        app.push_screen(ResultsScreen(str(run)))
+        await pilot.pause()
+        assert "ready to deploy" in str(app.screen.query_one("#verdict").render())
+        assert app.screen.query_one("#scorecard").row_count == 5
+
+
+def test_the_app_starts_without_torch() -> None:
+    code = "import sys, advisor.tui, advisor.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
