@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Button, Input, Label, ProgressBar, RadioButton
+from textual.widgets import Button, DataTable, Input, Label, ProgressBar, RadioButton
 
 from advisor.answers import answers_from_dict, load_answers
 from advisor.recommend import gather_inputs, recommend
@@ -75,6 +75,7 @@ async def test_answers_saved_in_the_app_replay_to_the_same_recommendation(tmp_pa
     target = tmp_path / "saved.yaml"
     async with app.run_test(size=SIZE) as pilot:
         await walk(app, pilot, "knowledge", "5000", "meta-llama/Llama-3.2-1B-Instruct", "24")
+        assert isinstance(app.screen, RecommendationScreen)
         shown = app.screen.recommendation
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -148,7 +149,7 @@ async def test_the_results_screen_puts_the_verdict_first(tmp_path: Path) -> None
         app.push_screen(ResultsScreen(str(run)))
         await pilot.pause()
         assert "ready to deploy" in str(app.screen.query_one("#verdict").render())
-        assert app.screen.query_one("#scorecard").row_count == 5
+        assert app.screen.query_one("#scorecard", DataTable).row_count == 5
 
 
 def test_the_app_starts_without_torch() -> None:
