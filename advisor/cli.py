@@ -157,7 +157,8 @@ def cmd_attach(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from runner.evaluate import evaluate_run
 
-    report = evaluate_run(args.run_dir, progress=lambda message: print(message, flush=True))
+    out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the JSON
+    report = evaluate_run(args.run_dir, progress=lambda message: print(message, file=out, flush=True))
     if args.json:
         _print_json({k: report[k] for k in ("verdict", "primary_metric", "significant", "metrics", "scorecard")})
     else:
@@ -170,7 +171,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from runner.compare import compare_runs
 
-    result = compare_runs(args.run_dirs, progress=lambda message: print(message, flush=True))
+    out = sys.stderr if args.json else sys.stdout
+    result = compare_runs(args.run_dirs, progress=lambda message: print(message, file=out, flush=True))
     if args.json:
         _print_json(result)
     else:

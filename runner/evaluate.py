@@ -84,6 +84,30 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: in
                      "latency_s_per_example": round(seconds / max(len(prompts), 1), 4)}
 
 
+#: Speed is timed on this many prompts, generating exactly this many new tokens with every model: timing the
+#: models' own outputs would favour whichever model talks longer (per-call overhead spread over more tokens).
+SPEED_PROMPTS, SPEED_TOKENS = 8, 32
+
+
+def _speed(model: Any, tokenizer: Any, prompts: list[str], device: str) -> dict[str, float]:
+    import torch
+
+    tokenizer.padding_side = "left"
+    batch = tokenizer(prompts[:SPEED_PROMPTS], return_tensors="pt", padding=True, add_special_tokens=False)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    with torch.no_grad():
+        model.generate(**batch, max_new_tokens=2, min_new_tokens=2, do_sample=False, use_cache=True,
+                       pad_token_id=tokenizer.pad_token_id)  # warm-up
+        started = time.perf_counter()
+        model.generate(**batch, max_new_tokens=SPEED_TOKENS, min_new_tokens=SPEED_TOKENS, do_sample=False,
+                       use_cache=True, pad_token_id=tokenizer.pad_token_id)
+        seconds = time.perf_counter() - started
+    tokenizer.padding_side = "right"
+    n = len(batch["input_ids"])
+    return {"tokens_per_s": round(n * SPEED_TOKENS / max(seconds, 1e-9), 2), "seconds": round(seconds, 4),
+            "prompts": n, "new_tokens_each": SPEED_TOKENS, "latency_s_per_example": round(seconds / n, 4)}
+
+
 def _text_losses(model: Any, tokenizer: Any, texts: list[str], device: str) -> list[float]:
     """Mean token negative log-likelihood of each text (on the reference text, never on model output)."""
     import torch
@@ -150,7 +174,8 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]
     say(f"base model: generating for {len(prompts)} test examples")
     base = load_model(base_name, device=device, method="lora", bits=None, trust_remote_code=remote)
     base.eval()
-    base_out, base_speed = _generate(base, tokenizer, prompts, max_new, device)
+    base_out, base_timing = _generate(base, tokenizer, prompts, max_new, device)
+    base_speed = _speed(base, tokenizer, prompts, device)
     base_general = _text_losses(base, tokenizer, general, device)
     del base
 
@@ -167,14 +192,15 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]
                                 trust_remote_code=remote)
         tuned = PeftModel.from_pretrained(tuned_base, str(run.adapter))
     tuned.eval()
-    tuned_out, tuned_speed = _generate(tuned, tokenizer, prompts, max_new, device)
+    tuned_out, tuned_timing = _generate(tuned, tokenizer, prompts, max_new, device)
+    tuned_speed = _speed(tuned, tokenizer, prompts, device)
     tuned_general = _text_losses(tuned, tokenizer, general, device)
     merged_speed = None
     if method in ("lora", "dora", "ia3"):  # the merged model is what would be served
         say("merged model: timing generation")
         merged = tuned.merge_and_unload()
         merged.eval()
-        _, merged_speed = _generate(merged, tokenizer, prompts, max_new, device)
+        merged_speed = _speed(merged, tokenizer, prompts, device)
         del merged
     del tuned
 
@@ -230,7 +256,9 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]
                             "perplexity_increase": round(ppl_tuned / ppl_base - 1, 4),
                             "loss_difference": _as_dict(general_stats),
                             "direction": "lower loss and perplexity are better"},
-        "speed": {"base": base_speed, "tuned_unmerged": tuned_speed, "tuned_merged": merged_speed},
+        "speed": {"base": base_speed, "tuned_unmerged": tuned_speed, "tuned_merged": merged_speed,
+                  "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy",
+                  "evaluation_generation": {"base": base_timing, "tuned": tuned_timing}},
         "resources": {"train_seconds": done.get("train_seconds"), "peak_memory_gb": done.get("peak_memory_gb"),
                       "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb},
         "scorecard": scorecard,

@@ -99,3 +99,13 @@ def test_compare_runs_on_the_same_split_and_refuse_different_ones(tmp_path: Path
     assert run_training(other) == 0
     with pytest.raises(InputError, match="tested on different examples"):
         compare_runs([runs[0], str(other.path)])
+
+
+def test_evaluate_json_prints_only_json(trained: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "finetune-advisor"
+    result = subprocess.run([str(script), "evaluate", str(trained), "--json"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "verdict" in json.loads(result.stdout) and "generating" in result.stderr

@@ -156,3 +156,39 @@ def test_the_app_starts_without_torch() -> None:
     code = "import sys, advisor.tui, advisor.cli; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+def test_the_real_app_in_tmux(tmp_path: Path) -> None:
+    """The installed command in a real terminal at 80x24: keys in, screen text out."""
+    import os
+    import shutil
+    import time
+
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    from tests.conftest import EXAMPLES
+
+    script = Path(sys.executable).parent / "finetune-advisor"
+    session = f"fa-test-{os.getpid()}"
+    env = f"HF_HUB_OFFLINE=1 TERM=xterm-256color {script} --answers {EXAMPLES / 'style.yaml'}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", env], check=True)
+    try:
+        def screen() -> str:
+            return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True,
+                                  text=True).stdout
+
+        deadline = time.time() + 30
+        while "Step 1 of 5" not in screen():
+            assert time.time() < deadline, screen()
+            time.sleep(0.3)
+        for _ in range(5):
+            subprocess.run(["tmux", "send-keys", "-t", session, "C-n"], check=True)
+            time.sleep(0.8)
+        deadline = time.time() + 30
+        while "Recommended:" not in screen():
+            assert time.time() < deadline, screen()
+            time.sleep(0.3)
+        text = screen()
+        assert "P-Tuning v2" in text and "^r Train" in text
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

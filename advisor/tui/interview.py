@@ -66,7 +66,7 @@ class InterviewScreen(Screen[None]):
                 yield Label("What should the model learn?", classes="title")
                 with RadioSet(id="goal"):
                     for key, (name, what, example) in GOALS.items():
-                        yield RadioButton(f"{name}: {what}. For example: {example}", id=f"goal-{key}")
+                        yield RadioButton(f"{name}: {what}\n  for example: {example}", id=f"goal-{key}")
             with Vertical(id="step-data", classes="step"):
                 yield Label("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have",
                             classes="hint")
