@@ -192,3 +192,35 @@ def test_the_real_app_in_tmux(tmp_path: Path) -> None:
         assert "P-Tuning v2" in text and "^r Train" in text
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def write_predictions(run: Path, n: int = 6) -> None:
+    (run / "eval").mkdir(exist_ok=True)
+    for which, answer in (("base", "no idea"), ("tuned", "Paris.")):
+        lines = [json.dumps({"index": i, "prompt": f"Capital of France? ({i})", "reference": "Paris.",
+                             "output": answer, "scores": {}}) for i in range(n)]
+        (run / "eval" / f"predictions-{which}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+async def test_blind_review_adds_the_tuned_win_rate_to_the_report(tmp_path: Path) -> None:
+    from advisor.tui.review import BlindReviewScreen
+    from runner.review import review_items
+
+    run = recorded_run(tmp_path)
+    write_predictions(run)
+    (run / "report.json").write_text(json.dumps({"method": "lora"}))
+    items = review_items(run, n=6)
+    assert {i.tuned_is for i in items} <= {"A", "B"} and len({i.index for i in items}) == 6
+    app = FinetuneAdvisorApp(run_dir=str(run))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(BlindReviewScreen(str(run), items))
+        await pilot.pause()
+        for item in items[:5]:  # the reviewer always picks "Paris.", which is the tuned answer
+            await pilot.press("a" if item.a == "Paris." else "b")
+        await pilot.press("t")
+        await pilot.pause()
+    preference = json.loads((run / "report.json").read_text())["human_preference"]
+    assert (preference["tuned_wins"], preference["base_wins"], preference["ties"]) == (5, 0, 1)
+    assert preference["p_value"] == pytest.approx(2 / 32) and preference["tuned_win_rate"] == 1.0
+    assert "blind review" in (run / "report.md").read_text()

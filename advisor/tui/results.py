@@ -17,7 +17,7 @@ __all__ = ["ResultsScreen"]
 
 
 class ResultsScreen(Screen[None]):
-    BINDINGS = [("escape", "app.pop_screen", "Back")]
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+v", "review", "Blind review")]
 
     def __init__(self, run_dir: str) -> None:
         super().__init__()
@@ -85,3 +85,15 @@ class ResultsScreen(Screen[None]):
             table.add_row(b["reference"][:40], b["output"][:40], t["output"][:40])
         artifact = run / ("model" if report["method"] in ("full", "freeze") else "adapter")
         self.query_one("#paths", Static).update(f"report: {run / 'report.md'}\nadapter or model: {artifact}")
+
+    def action_review(self) -> None:
+        """Blind review of 10 random test answers (needs the evaluation's prediction files)."""
+        from advisor.tui.review import BlindReviewScreen
+        from runner.review import review_items
+
+        try:
+            items = review_items(self.run_dir, n=10)
+        except OSError:
+            self.notify("evaluate the run first", severity="warning")
+            return
+        self.app.push_screen(BlindReviewScreen(self.run_dir, items))

@@ -1,0 +1,57 @@
+"""Blind review: answers shown as A and B in random order; the person picks the better one or a tie."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, Static
+
+from runner.review import ReviewItem, record_preference
+
+__all__ = ["BlindReviewScreen"]
+
+
+class BlindReviewScreen(Screen[None]):
+    BINDINGS = [Binding("a", "choose('A')", "A is better"), Binding("b", "choose('B')", "B is better"),
+                Binding("t", "choose('tie')", "Tie"), Binding("escape", "app.pop_screen", "Leave")]
+
+    def __init__(self, run_dir: str, items: list[ReviewItem]) -> None:
+        super().__init__()
+        self.run_dir, self.items = run_dir, items
+        self.choices: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="counter", classes="title")
+        with VerticalScroll():
+            yield Static("", id="prompt")
+            with Horizontal():
+                yield Static("", id="answer-a")
+                yield Static("", id="answer-b")
+        yield Label("Which answer is better? Press a, b, or t for a tie. The models are hidden.", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show()
+
+    def show(self) -> None:
+        if len(self.choices) == len(self.items):
+            result = record_preference(self.run_dir, self.items, self.choices)
+            self.query_one("#counter", Label).update("Review done")
+            self.query_one("#prompt", Static).update(escape(result["sentence"]) + "\n\nAdded to the report.")
+            self.query_one("#answer-a", Static).update("")
+            self.query_one("#answer-b", Static).update("")
+            return
+        item = self.items[len(self.choices)]
+        self.query_one("#counter", Label).update(f"Answer {len(self.choices) + 1} of {len(self.items)}")
+        self.query_one("#prompt", Static).update(f"[b]Prompt[/b]\n{escape(item.prompt)}")
+        self.query_one("#answer-a", Static).update(f"[b]A[/b]\n{escape(item.a)}")
+        self.query_one("#answer-b", Static).update(f"[b]B[/b]\n{escape(item.b)}")
+
+    def action_choose(self, choice: str) -> None:
+        if len(self.choices) < len(self.items):
+            self.choices.append(choice)
+            self.show()
