@@ -224,3 +224,13 @@ async def test_blind_review_adds_the_tuned_win_rate_to_the_report(tmp_path: Path
     assert (preference["tuned_wins"], preference["base_wins"], preference["ties"]) == (5, 0, 1)
     assert preference["p_value"] == pytest.approx(2 / 32) and preference["tuned_win_rate"] == 1.0
     assert "blind review" in (run / "report.md").read_text()
+
+
+async def test_the_command_palette_offers_the_main_actions(tmp_path: Path) -> None:
+    run = recorded_run(tmp_path)
+    app = FinetuneAdvisorApp(run_dir=str(run))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Save answers", "Stop training", "Results"} <= titles

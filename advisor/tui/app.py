@@ -44,10 +44,23 @@ class FinetuneAdvisorApp(App[int]):
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
 
     def get_system_commands(self, screen: Any) -> Any:
+        """The main actions in the command palette (ctrl+p), offered where they apply."""
         yield from super().get_system_commands(screen)
         from textual.app import SystemCommand
 
+        from advisor.tui.recommendation import RecommendationScreen
+        from advisor.tui.results import ResultsScreen
+        from advisor.tui.training import TrainingScreen
+
         yield SystemCommand("Save answers", "Save the answers so far to a YAML file", self.action_save_answers)
+        if isinstance(screen, RecommendationScreen):
+            yield SystemCommand("Train", "Start training with these settings", screen.action_train)
+        if isinstance(screen, TrainingScreen):
+            yield SystemCommand("Stop training", "Save a checkpoint and stop", screen.action_stop)
+            yield SystemCommand("Results", "Evaluate and show the verdict", screen.action_results)
+        if isinstance(screen, ResultsScreen):
+            yield SystemCommand("Blind review", "Judge base and tuned answers without knowing which is which",
+                                screen.action_review)
 
     def action_save_answers(self) -> None:
         from advisor.tui.dialogs import SaveDialog
