@@ -386,7 +386,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from knowledge.loader import KnowledgeError
 
     if args.command is None:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        import os
+
+        web = bool(os.environ.get("TEXTUAL_DRIVER"))  # `textual serve` draws the app in a browser
+        if not web and not (sys.stdin.isatty() and sys.stdout.isatty()):
             parser.print_help()  # no terminal to draw the app on (a pipe, CI): say what there is
             return 0
         args.func = lambda a: run_app(a.answers)
