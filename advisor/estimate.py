@@ -295,17 +295,24 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
     if m in PREFIX_METHODS:  # the prefix keys/values, and the attention reading them (per sequence)
         prefix_kv = cfg.batch_size * cfg.num_virtual_tokens * layers * (2 * profile.kv_dim + 2 * profile.q_dim) * c
     logits = tokens * v * k.logits_bytes_per_element
+    attention_scores = 0.0
+    if cfg.device == "cpu":  # the math SDPA kernel keeps the softmax output of every block (see estimator.yaml)
+        seq = cfg.seq_len + (cfg.num_virtual_tokens if m in INPUT_PROMPT_METHODS + PREFIX_METHODS else 0)
+        one_block = cfg.batch_size * profile.num_heads * seq * seq * c
+        kept = 1 if cfg.gradient_checkpointing else saving_layers
+        attention_scores = one_block * (kept * k.cpu_attention_saved_tensors + k.cpu_attention_transient_tensors)
     head_grad = v * profile.hidden_size * p_bytes if trainable_weights else 0.0
-    activations = block_acts + final_norm + prefix_kv + logits + head_grad
+    activations = block_acts + final_norm + prefix_kv + logits + head_grad + attention_scores
     peak_dynamic = max(activations, grads + step_temp)
 
     # ---- overhead
-    context = k.cuda_context_gb * GB if cfg.device == "cuda" else 0.0
+    context = k.cuda_context_gb * GB if cfg.device == "cuda" else k.cpu_runtime_overhead_gb * GB
     slack = k.allocator_slack * activations if cfg.device == "cuda" else 0.0
     overhead = context + slack
     if cfg.device == "cpu":
-        assumptions.append("CPU: fp32 weights and compute; no CUDA context; the figure is RAM above the "
-                           "process's baseline after imports")
+        assumptions.append("CPU: fp32 weights and compute; the math attention kernel keeps batch x heads x seq^2 "
+                           "scores a block (a CPU-only term); runtime overhead instead of a CUDA context; the "
+                           "figure is RAM above the process's baseline after imports")
     assumptions.append("SDPA attention without materialised scores; k and v expanded to all heads (padded batches)")
     assumptions.append(f"logits at the loss: {k.logits_bytes_per_element:g} bytes per token and vocabulary entry "
                        "(fp32 upcast, log-softmax output, its gradient)")
@@ -326,6 +333,7 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         "optimizer_states": round(optimizer / GB, 3), "optimizer_step_temporaries": round(step_temp / GB, 3),
         "block_activations": round(block_acts / GB, 3), "logits": round(logits / GB, 3),
         "other_activations": round((final_norm + prefix_kv + head_grad) / GB, 3),
+        "attention_scores_cpu": round(attention_scores / GB, 3),
         "cuda_context": round(context / GB, 3), "allocator_slack": round(slack / GB, 3),
         "peak_of_activations_or_gradients": round(dynamic_gb, 3),
     }

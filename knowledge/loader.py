@@ -597,6 +597,9 @@ class EstimatorConstants:
     mfu: dict[str, float]
     cpu_peak_gflops_per_core: float
     method_speed_factor: dict[str, float] = field(default_factory=dict)
+    cpu_attention_saved_tensors: float = 0.0
+    cpu_attention_transient_tensors: float = 0.0
+    cpu_runtime_overhead_gb: float = 0.0
     chars_per_token: float = 4.0
     gpu_tflops: dict[str, float] = field(default_factory=dict)
 
@@ -614,7 +617,8 @@ def load_estimator_constants() -> EstimatorConstants:
     top.only("version", "memory", "time", "gpus")
     m, t, g = top.sub("memory"), top.sub("time"), top.sub("gpus")
     m.only("cuda_context_gb", "allocator_slack", "safety_margin", "cpu_reserved_gb", "nf4_block_size",
-           "nf4_double_quant_block", "logits_bytes_per_element")
+           "nf4_double_quant_block", "logits_bytes_per_element", "cpu_attention_saved_tensors",
+           "cpu_attention_transient_tensors", "cpu_runtime_overhead_gb")
     t.only("mfu", "cpu_peak_gflops_per_core", "method_speed_factor", "chars_per_token")
     mfu_r, speed_r = t.sub("mfu"), t.sub("method_speed_factor")
     mfu_r.only("cuda", "mps", "cpu")
@@ -631,6 +635,9 @@ def load_estimator_constants() -> EstimatorConstants:
         cpu_peak_gflops_per_core=t.get("cpu_peak_gflops_per_core", float),
         method_speed_factor={str(k): speed_r.get(str(k), float) for k in speed_r.data},
         chars_per_token=t.get("chars_per_token", float), gpu_tflops=gpus,
+        cpu_attention_saved_tensors=m.get("cpu_attention_saved_tensors", float, 0.0),
+        cpu_attention_transient_tensors=m.get("cpu_attention_transient_tensors", float, 0.0),
+        cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float, 0.0),
     )
 
 
