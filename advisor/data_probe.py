@@ -122,6 +122,12 @@ BINARY_KINDS = {b"\x1f\x8b": "gzip-compressed: decompress it first (gunzip)",
                 b"PAR1": "Parquet: name it .parquet"}
 
 
+def _head(path: Path) -> bytes:
+    """The file's first bytes, without a UTF-8 byte-order mark or leading whitespace."""
+    with path.open("rb") as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
 def _container(path: Path) -> str:
     with path.open("rb") as f:
         magic = f.read(4)
@@ -131,8 +137,7 @@ def _container(path: Path) -> str:
     container = CONTAINERS.get(path.suffix.lower())
     if container:
         return container
-    with path.open("rb") as f:
-        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    head = _head(path)
     if head.startswith(b"["):
         return "json"
     if head.startswith(b"{"):
@@ -346,12 +351,10 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
         raise InputError("the file is empty", file=name, hint="it needs one example per line (JSON Lines)")
     container = _container(p)
     profile = DataProfile(file=name, container=container, layout=layout)
-    if container == "jsonl":
-        with p.open("rb") as f:
-            if f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-                profile.add(Problem("container", "this file is one JSON array, not JSON Lines; it is read as "
-                                    "JSON, but name it .json or write one object per line", None, "warning"))
-                container = profile.container = "json"
+    if container == "jsonl" and _head(p).startswith(b"["):
+        profile.add(Problem("container", "this file is one JSON array, not JSON Lines; it is read as "
+                            "JSON, but name it .json or write one object per line", None, "warning"))
+        container = profile.container = "json"
     records = _records(p, container, profile)
 
     encode = _tokenizer(tokenizer) if tokenizer else None
@@ -427,10 +430,8 @@ def read_records(path: str | Path) -> Iterator[Record]:
     if not p.is_file():
         raise InputError("no such file" if not p.exists() else "is not a file", file=str(path))
     container = _container(p)
-    if container == "jsonl":
-        with p.open("rb") as f:
-            if f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
-                container = "json"
+    if container == "jsonl" and _head(p).startswith(b"["):
+        container = "json"
     yield from _records(p, container, DataProfile(file=str(path), container=container, layout=None))
 
 

@@ -9,7 +9,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["EventPrinter"]
+__all__ = ["EventPrinter", "event_markup"]
+
+
+def event_markup(event: dict[str, Any]) -> str | None:
+    """Rich markup for a phase, warning or error event (None for the other kinds)."""
+    kind = event.get("kind")
+    if kind == "phase":
+        details = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("t", "kind", "phase"))
+        return f"[dim]{event.get('phase')}{': ' + escape(details) if details else ''}[/]"
+    if kind == "warning":
+        return f"[yellow]warning:[/] {escape(str(event.get('message')))}"
+    if kind == "error":
+        return f"[red]error:[/] {escape(str(event.get('message')))}"
+    return None
 
 
 class EventPrinter:
@@ -47,15 +60,11 @@ class EventPrinter:
 
     def _print(self, kind: Any, event: dict[str, Any]) -> None:
         out = self.progress.console if self.progress is not None else self.console
-        if kind == "phase":
-            details = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("t", "kind", "phase"))
-            out.print(f"[dim]{event.get('phase')}{': ' + escape(details) if details else ''}[/]")
+        markup = event_markup(event)
+        if markup is not None:
+            out.print(markup)
         elif kind == "eval":
             out.print(f"validation loss {event.get('eval_loss'):.4f} at step {event.get('step')}")
-        elif kind == "warning":
-            out.print(f"[yellow]warning:[/] {escape(str(event.get('message')))}")
-        elif kind == "error":
-            out.print(f"[red]error:[/] {escape(str(event.get('message')))}")
         elif kind == "done":
             self.close()
             status = event.get("status")

@@ -375,8 +375,8 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
                         "a GPU, or a smaller model")
 
     # ---- alternatives
-    alternatives = _alternatives(method, rejected, answers, hp, model, device, usable, fixed, min_length, examples,
-                                 max_length, rules, reasons)
+    alternatives = _alternatives(method, rejected, answers, model, device, usable, min_length, examples, max_length,
+                                 rules, reasons)
 
     memory = {
         "estimated_gb": fit.memory.estimated_gb, "available_gb": round(available, 2), "usable_gb": usable,
@@ -457,10 +457,15 @@ def _override_warnings(method: str, overrides: dict[str, Any], hp: dict[str, Any
     return out
 
 
-def _alternatives(method: str, rejected: dict[str, str], answers: Answers, hp: dict[str, Any],
-                  model: ModelProfile, device: str, usable: float, fixed: dict[str, Any], min_length: int,
-                  examples: int, max_length: int, rules: list[str], reasons: list[str]) -> list[dict[str, Any]]:
+def _alternatives(method: str, rejected: dict[str, str], answers: Answers, model: ModelProfile, device: str,
+                  usable: float, min_length: int, examples: int, max_length: int, rules: list[str],
+                  reasons: list[str]) -> list[dict[str, Any]]:
     table = load_decision_table()
+
+    def fit(alt: str) -> _Fit:  # each alternative with its own default settings, as the user would start it
+        return _fit(alt, _hyperparameters(alt, answers.goal, examples, max_length), model, device, usable, {},
+                    min_length)
+
     out: list[dict[str, Any]] = []
     candidates: list[tuple[str, str]] = [(m, why) for m, why in rejected.items() if m and m != method]
     full_rule = table.stage("alternatives")
@@ -468,8 +473,7 @@ def _alternatives(method: str, rejected: dict[str, str], answers: Answers, hp: d
         alt = rule.method
         if alt is None or alt == method:
             continue
-        alt_fit = _fit(alt, _hyperparameters(alt, answers.goal, examples, max_length), model, device, usable,
-                       {}, min_length)
+        alt_fit = fit(alt)
         if rule.matches({"examples": examples, "full_fits": alt_fit.fits, "goal": answers.goal,
                          "priority": answers.priority, "deploy": answers.deploy}):
             rules.append(rule.id)
@@ -481,8 +485,7 @@ def _alternatives(method: str, rejected: dict[str, str], answers: Answers, hp: d
         if alt in seen:
             continue
         seen.add(alt)
-        alt_fit = _fit(alt, _hyperparameters(alt, answers.goal, examples, max_length), model, device, usable,
-                       {}, min_length)
+        alt_fit = fit(alt)
         need = f"needs {alt_fit.memory.estimated_gb:g} GB"
         if not alt_fit.fits:
             why = f"{need} even with batch 1, {usable:g} GB usable" if alt in rejected \

@@ -13,6 +13,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Label, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
+from advisor.progress import event_markup
+
 __all__ = ["TrainingScreen"]
 
 
@@ -78,13 +80,8 @@ class TrainingScreen(Screen[None]):
             self.eval_losses.append(float(event["eval_loss"]))
             log.write(f"validation loss {event['eval_loss']:.4f} at step {event['step']}")
             self.redraw()
-        elif kind == "phase":
-            details = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("t", "kind", "phase"))
-            log.write(f"[dim]{event.get('phase')}: {escape(details)}[/]")
-        elif kind == "warning":
-            log.write(f"[yellow]warning:[/] {escape(str(event.get('message')))}")
-        elif kind == "error":
-            log.write(f"[red]error:[/] {escape(str(event.get('message')))}")
+        elif kind in ("phase", "warning", "error"):
+            log.write(event_markup(event) or "")
         elif kind == "done":
             self.finished = event
             status = event.get("status")
