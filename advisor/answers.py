@@ -10,7 +10,15 @@ from typing import Any
 import yaml
 
 from advisor.errors import InputError
-from knowledge.loader import DEPLOY_TARGETS, EVALUATION_METRICS, GOALS, PRIORITIES, RUNNABLE_METHODS, SAFE_LOADER
+from knowledge.loader import (
+    DEPLOY_TARGETS,
+    DISTRIBUTED_STRATEGIES,
+    EVALUATION_METRICS,
+    GOALS,
+    PRIORITIES,
+    RUNNABLE_METHODS,
+    SAFE_LOADER,
+)
 
 __all__ = [
     "Answers", "DataAnswers", "EvaluationAnswers", "GpuAnswer", "HardwareAnswers", "ModelAnswers",
@@ -40,6 +48,8 @@ OVERRIDE_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "optimizer": (str, OPTIMIZERS),
     "max_steps": (int, (1, 10_000_000)),
     "save_steps": (int, (1, 10_000_000)),
+    "processes_per_node": (int, (1, 256)),
+    "distributed": (str, DISTRIBUTED_STRATEGIES),
 }
 
 
@@ -84,6 +94,10 @@ class HardwareAnswers:
     gpus: list[GpuAnswer] = field(default_factory=list)
     """The GPUs to train on; an empty list means no GPU."""
     ram_gb: float | None = None
+    nodes: int = 1
+    """Machines with this hardware each, trained on together (multi-node through accelerate)."""
+    main_address: str | None = None
+    """host[:port] of the first machine (machine rank 0), which the others connect to; several nodes only."""
 
 
 @dataclass
@@ -220,7 +234,7 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
 
     hardware = None
     if raw.get("hardware") is not None:
-        hw_raw = c.mapping(raw["hardware"], "hardware", ("gpus", "ram_gb"))
+        hw_raw = c.mapping(raw["hardware"], "hardware", ("gpus", "ram_gb", "nodes", "main_address"))
         gpus = []
         gpu_list = hw_raw.get("gpus") or []
         if not isinstance(gpu_list, list):
@@ -233,7 +247,15 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
             if mem is None:
                 c.fail(f"{path}.memory_gb", "missing", "the GPU's memory in GB, for example 24")
             gpus.append(GpuAnswer(name=c.string(g, "name", f"{path}.name") or "GPU", memory_gb=mem))
-        hardware = HardwareAnswers(gpus=gpus, ram_gb=c.number(hw_raw, "ram_gb", "hardware.ram_gb", low=0.5))
+        nodes = c.number(hw_raw, "nodes", "hardware.nodes", integer=True, low=1, high=1024) or 1
+        address = c.string(hw_raw, "main_address", "hardware.main_address")
+        if address is not None:
+            host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
+            if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+                c.fail("hardware.main_address", f"{address!r} is not host or host:port",
+                       "the address of machine 0 that the others reach, for example 10.0.0.5:29500")
+        hardware = HardwareAnswers(gpus=gpus, ram_gb=c.number(hw_raw, "ram_gb", "hardware.ram_gb", low=0.5),
+                                   nodes=nodes, main_address=address)
 
     seed = c.number(raw, "seed", "seed", integer=True, low=0)
     overrides = _check_overrides(c, raw.get("overrides") or {})
@@ -332,6 +354,10 @@ def answers_to_dict(answers: Answers) -> dict[str, Any]:
         hw: dict[str, Any] = {"gpus": [{"name": g.name, "memory_gb": g.memory_gb} for g in answers.hardware.gpus]}
         if answers.hardware.ram_gb is not None:
             hw["ram_gb"] = answers.hardware.ram_gb
+        if answers.hardware.nodes != 1:
+            hw["nodes"] = answers.hardware.nodes
+        if answers.hardware.main_address:
+            hw["main_address"] = answers.hardware.main_address
         out["hardware"] = hw
     out["deploy"] = answers.deploy
     out["priority"] = answers.priority

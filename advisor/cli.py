@@ -47,23 +47,24 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     except InputError as exc:
         raise InputError(exc.message, file=exc.file, key="--model",
                          hint="give a model folder, or the size with --params-b") from None
-    device, gpu_name, cores = args.device, args.gpu, None
+    device, gpu_name = args.device, args.gpu
+    cpu: dict[str, Any] = {}
     if device is None or (device == "cuda" and gpu_name is None) or device == "cpu":
         from advisor.hardware import detect_hardware
 
         hw = detect_hardware()
         device = device or hw.device
         gpu_name = gpu_name or (hw.gpus[0].name if hw.gpus else None)
-        cores = hw.cpu_cores
+        cpu = {"cpu_cores": hw.cpu_cores, "cpu_vector": hw.cpu_vector, "cpu_ghz": hw.cpu_ghz}
     cfg = EstimateConfig(
         method=args.method, batch_size=args.batch_size, seq_len=args.seq_len,
         gradient_checkpointing=args.gradient_checkpointing, bits=args.bits, optimizer=args.optimizer,
         lora_rank=args.lora_rank, lora_targets=args.lora_targets, num_virtual_tokens=args.num_virtual_tokens,
-        device=device)
+        device=device, processes=args.processes, machines=args.nodes,
+        strategy=(args.distributed or "ddp") if args.processes > 1 else None)
     memory = estimate_memory(model, cfg)
     per_example = args.tokens_per_example or args.seq_len
-    time = estimate_time(model, cfg, tokens=args.examples * args.epochs * per_example, device_name=gpu_name,
-                         cpu_cores=cores)
+    time = estimate_time(model, cfg, tokens=args.examples * args.epochs * per_example, device_name=gpu_name, **cpu)
     result = {**memory.to_dict(), "time": time.to_dict(), "model": model.to_dict(),
               "config": {k: v for k, v in vars(cfg).items()}}
     if args.json:
@@ -139,6 +140,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = create_run(answers, recommendation, plan, args.runs_dir)
         proc = start_worker(run)
     print(f"run directory: {run.path}")
+    from runner.distributed import launch_summary
+
+    for line in launch_summary(run.read_plan(), run.path):
+        print(line)
     if args.detach:
         print(f"training in the background; follow it with: finetune-advisor attach {run.path}")
         return 0
@@ -271,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recommend)
 
     from advisor.answers import OPTIMIZERS
-    from knowledge.loader import RUNNABLE_METHODS
+    from knowledge.loader import DISTRIBUTED_STRATEGIES, RUNNABLE_METHODS
 
     p = sub.add_parser("estimate", help="memory and time estimate for one configuration")
     p.add_argument("--model", required=True, metavar="PATH_OR_ID", help="a model folder or hub id")
@@ -287,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-virtual-tokens", type=_positive, default=20, metavar="N")
     p.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: detected")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for the time estimate (default: detected)")
+    p.add_argument("--processes", type=_positive, default=1, metavar="N",
+                   help="training processes in all (GPUs over all machines); memory is per process")
+    p.add_argument("--nodes", type=_positive, default=1, metavar="N", help="machines the processes are spread over")
+    p.add_argument("--distributed", choices=DISTRIBUTED_STRATEGIES, help="with --processes > 1 (default: ddp)")
     p.add_argument("--params-b", type=float, metavar="B", help="size in billions, when the config cannot be read")
     p.add_argument("--examples", type=_positive, default=1000, metavar="N", help="for the time estimate")
     p.add_argument("--epochs", type=_positive, default=3, metavar="N", help="for the time estimate")

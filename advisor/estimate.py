@@ -8,7 +8,9 @@ Memory is the sum of what is alive at the peak of a training step (GB = 1e9 byte
     optimizer          optimizer states per trainable parameter (AdamW: 2 states)
     max(A, G)          A: activations saved for backward + the loss-time logits (+ the head's gradient)
                        G: the gradients + the optimizer step's temporaries (activations are gone by then)
-    overhead           CUDA context + caching-allocator slack on the activations (zero context on the CPU)
+    overhead           CUDA: context + caching-allocator slack on the activations
+                       CPU: glibc heap retention (freed blocks under 32 MiB stay resident; measured per method)
+                       and a small runtime overhead (Trainer state, malloc arenas)
 
 Activations are counted per token and block from the tensors autograd keeps (see _block_activation_bytes),
 after Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large Transformer Models"), adapted to
@@ -25,7 +27,7 @@ from typing import Any
 
 from advisor.errors import InputError
 from advisor.model_profile import ModelProfile
-from knowledge.loader import RUNNABLE_METHODS, load_estimator_constants, load_methods
+from knowledge.loader import RUNNABLE_METHODS, load_distributed, load_estimator_constants, load_methods
 
 __all__ = ["EstimateConfig", "MemoryEstimate", "TimeEstimate", "default_bits", "estimate_memory",
            "estimate_time", "lora_target_modules", "trainable_params", "OPTIMIZERS"]
@@ -56,6 +58,11 @@ class EstimateConfig:
     freeze_trainable_layers: int = 2
     device: str = "cuda"
     """cuda | mps | cpu"""
+    processes: int = 1
+    """training processes in all (GPUs over all machines, or CPU processes); memory is per process"""
+    strategy: str | None = None
+    """None (one process) | a strategy of knowledge/distributed.yaml: ddp, fsdp, fsdp_grad_op, deepspeed_zero2/3"""
+    machines: int = 1
 
 
 @dataclass
@@ -69,9 +76,18 @@ class MemoryEstimate:
     assumptions: list[str] = field(default_factory=list)
     total_bytes: float = 0.0
     """The unrounded estimate in bytes."""
+    relative_error: float = 0.0
+    """The estimate's error on this device, as measured (knowledge/estimator.yaml estimate_error)."""
+    error_basis: str = ""
+
+    @property
+    def uncertainty_gb(self) -> float:
+        return round(self.estimated_gb * self.relative_error, 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"estimated_gb": self.estimated_gb, "breakdown": self.breakdown, "detail": self.detail,
+        return {"estimated_gb": self.estimated_gb, "uncertainty_gb": self.uncertainty_gb,
+                "relative_error": self.relative_error, "error_basis": self.error_basis,
+                "breakdown": self.breakdown, "detail": self.detail,
                 "trainable_params": self.trainable_params, "total_params": self.total_params,
                 "trainable_percent": round(100 * self.trainable_params / self.total_params, 4),
                 "assumptions": self.assumptions}
@@ -113,6 +129,16 @@ def _check(profile: ModelProfile, cfg: EstimateConfig) -> None:
     if cfg.gradient_checkpointing and bad:
         raise InputError(f"{cfg.method} cannot be trained with gradient checkpointing: {bad.why}",
                          key="gradient_checkpointing", hint="leave it off, or choose LoRA/QLoRA")
+    if cfg.processes < 1 or cfg.machines < 1:
+        raise InputError("processes and machines must be at least 1", key="processes")
+    if cfg.strategy is not None:
+        known = load_distributed()
+        if cfg.strategy not in known.strategies:
+            raise InputError(f"unknown distributed strategy {cfg.strategy!r}", key="distributed",
+                             hint=f"one of: {', '.join(known.strategies)}")
+        if known.strategies[cfg.strategy].shards and cfg.method in known.not_shardable:
+            raise InputError(f"{cfg.method} cannot be sharded with {cfg.strategy}: its quantized base weights "
+                             "cannot be split", key="distributed", hint="use ddp (each GPU holds the 4-bit model)")
     bits = cfg.bits or default_bits(cfg.method, cfg.device)
     if cfg.method == "qlora" and bits not in (4, 8):
         raise InputError(f"QLoRA quantizes the base to 4 or 8 bits, not {bits}", key="bits")
@@ -276,6 +302,28 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         assumptions.append("paged optimizer states are counted in full: paging only moves them to CPU RAM "
                            "under pressure")
 
+    # ---- several processes: what the strategy splits, and what it adds
+    ddp_buckets = gathered = 0.0
+    if cfg.strategy is not None and cfg.processes > 1:
+        strategy = load_distributed().strategies[cfg.strategy]
+        n = cfg.processes
+        if "weights" in strategy.shards:  # one block gathered in full, and the next one prefetched
+            block_bytes = (profile.block_linear_params + profile.block_other_params) * bits / 8
+            gathered = 2 * block_bytes
+            weights_q, weights_o = weights_q / n, weights_o / n
+            weights = weights_q + weights_o + gathered
+            trainable_bytes /= n
+        if "gradients" in strategy.shards:
+            grads /= n
+            step_temp /= n
+        if "optimizer" in strategy.shards:
+            optimizer /= n
+        if not strategy.shards:  # DDP's reducer copies the gradients into its communication buckets
+            ddp_buckets = n_train * p_bytes
+        assumptions.append(f"{strategy.name} over {n} processes: "
+                           + (f"{', '.join(strategy.shards)} split {n} ways" if strategy.shards else
+                              "everything replicated, plus DDP's gradient buckets") + "; memory is per process")
+
     # ---- activations
     trainable_weights = m == "full"
     per_block = _block_activation_bytes(profile, cfg, trainable_weights, c)
@@ -295,32 +343,30 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
     if m in PREFIX_METHODS:  # the prefix keys/values, and the attention reading them (per sequence)
         prefix_kv = cfg.batch_size * cfg.num_virtual_tokens * layers * (2 * profile.kv_dim + 2 * profile.q_dim) * c
     logits = tokens * v * k.logits_bytes_per_element
-    attention_scores = 0.0
-    if cfg.device == "cpu":  # the math SDPA kernel keeps the softmax output of every block (see estimator.yaml)
-        seq = cfg.seq_len + (cfg.num_virtual_tokens if m in INPUT_PROMPT_METHODS + PREFIX_METHODS else 0)
-        one_block = cfg.batch_size * profile.num_heads * seq * seq * c
-        kept = 1 if cfg.gradient_checkpointing else saving_layers
-        attention_scores = one_block * (kept * k.cpu_attention_saved_tensors + k.cpu_attention_transient_tensors)
     head_grad = v * profile.hidden_size * p_bytes if trainable_weights else 0.0
-    activations = block_acts + final_norm + prefix_kv + logits + head_grad + attention_scores
+    activations = block_acts + final_norm + prefix_kv + logits + head_grad
     peak_dynamic = max(activations, grads + step_temp)
 
     # ---- overhead
-    context = k.cuda_context_gb * GB if cfg.device == "cuda" else k.cpu_runtime_overhead_gb * GB
+    context = k.cuda_context_gb * GB if cfg.device == "cuda" else 0.0
+    runtime = k.cpu_runtime_overhead_gb * GB if cfg.device == "cpu" else 0.0
     slack = k.allocator_slack * activations if cfg.device == "cuda" else 0.0
-    overhead = context + slack
+    heap = _cpu_heap_retention(profile, cfg, tokens, saving_layers) if cfg.device == "cpu" else 0.0
+    overhead = context + slack + heap + runtime
     if cfg.device == "cpu":
-        assumptions.append("CPU: fp32 weights and compute; the math attention kernel keeps batch x heads x seq^2 "
-                           "scores a block (a CPU-only term); runtime overhead instead of a CUDA context; the "
-                           "figure is RAM above the process's baseline after imports")
+        assumptions.append(f"CPU: fp32 weights and compute; no CUDA context but {k.cpu_runtime_overhead_gb:g} GB of "
+                           "runtime overhead; glibc's heap "
+                           "keeps freed activation blocks under 32 MB resident (a CPU-only term: "
+                           "MALLOC_MMAP_THRESHOLD_=131072 returns them, about 20% slower); the figure is RAM above "
+                           "the process's baseline after imports")
     assumptions.append("SDPA attention without materialised scores; k and v expanded to all heads (padded batches)")
     assumptions.append(f"logits at the loss: {k.logits_bytes_per_element:g} bytes per token and vocabulary entry "
                        "(fp32 upcast, log-softmax output, its gradient)")
 
     # gradients grow as activations are freed in backward: the larger of the two is the peak
     dynamic_gb = peak_dynamic / GB
-    total = weights + trainable_bytes + optimizer + peak_dynamic + overhead
-    train_opt = trainable_bytes + optimizer + (peak_dynamic - activations)
+    total = weights + trainable_bytes + optimizer + ddp_buckets + peak_dynamic + overhead
+    train_opt = trainable_bytes + optimizer + ddp_buckets + (peak_dynamic - activations)
     breakdown = {
         "weights": round(weights / GB, 3),
         "trainable_and_optimizer": round(train_opt / GB, 3),
@@ -333,16 +379,38 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         "optimizer_states": round(optimizer / GB, 3), "optimizer_step_temporaries": round(step_temp / GB, 3),
         "block_activations": round(block_acts / GB, 3), "logits": round(logits / GB, 3),
         "other_activations": round((final_norm + prefix_kv + head_grad) / GB, 3),
-        "attention_scores_cpu": round(attention_scores / GB, 3),
-        "cuda_context": round(context / GB, 3), "allocator_slack": round(slack / GB, 3),
         "peak_of_activations_or_gradients": round(dynamic_gb, 3),
     }
+    if cfg.strategy is not None and cfg.processes > 1:
+        detail.update(ddp_gradient_buckets=round(ddp_buckets / GB, 3), gathered_blocks=round(gathered / GB, 3))
+    # the device-specific terms: only those of this device are shown
+    if cfg.device == "cpu":
+        detail.update(cpu_heap_retention=round(heap / GB, 3), cpu_runtime_overhead=round(runtime / GB, 3))
+    else:
+        detail.update(cuda_context=round(context / GB, 3), allocator_slack=round(slack / GB, 3))
+    error, basis = k.estimate_error[cfg.device]
     return MemoryEstimate(round(total / GB, 2), breakdown, detail, n_train, profile.total_params, assumptions,
-                          total_bytes=total)
+                          total_bytes=total, relative_error=error, error_basis=basis)
+
+
+def _cpu_heap_retention(profile: ModelProfile, cfg: EstimateConfig, tokens: int, saving_layers: int) -> float:
+    """RAM that glibc's heap keeps after activations are freed (CPU only), in bytes.
+
+    Freed blocks below the dynamic mmap threshold (at most 32 MiB) stay in the heap for reuse, so the resident
+    peak exceeds the live tensors. Measured per method, in fp32 (hidden + ffn) vectors per token and block; only
+    the per-token tensors small enough to live in the heap count (see estimator.yaml cpu_heap_retention).
+    """
+    k = load_estimator_constants()
+    per_method = k.cpu_heap_retention
+    vectors = per_method.get(cfg.method, per_method["default"])
+    limit = k.cpu_heap_max_block_mb * 2**20
+    width = sum(w for w in (profile.hidden_size, profile.ffn_size) if tokens * w * 4 < limit)
+    return vectors * saving_layers * tokens * width * 4
 
 
 def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, device_name: str | None = None,
-                  cpu_cores: int | None = None) -> TimeEstimate:
+                  cpu_cores: int | None = None, cpu_vector: str | None = None,
+                  cpu_ghz: float | None = None) -> TimeEstimate:
     """Training time for `tokens` (examples x epochs x tokens per example) on the given device."""
     _check(profile, cfg)
     k = load_estimator_constants()
@@ -364,16 +432,23 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
         bwd = w_fwd + 2 * att_fwd                                   # input gradients only; adapters are tiny
     per_token = fwd + bwd + (fwd if cfg.gradient_checkpointing else 0)
     flops = per_token * tokens
-    factor = k.method_speed_factor.get(m, 1.0)
+    factor = k.method_speed_factor["cpu" if cfg.device == "cpu" else "cuda"].get(m, 1.0)
     if cfg.device == "cpu":
         cores = cpu_cores or 1
-        rate = cores * k.cpu_peak_gflops_per_core * 1e9 * k.mfu["cpu"]
-        where = f"{cores} CPU core(s) x {k.cpu_peak_gflops_per_core:g} GFLOP/s peak x {k.mfu['cpu']:.0%} utilisation"
+        per_cycle = k.cpu_flops_per_cycle.get(cpu_vector or "default", k.cpu_flops_per_cycle["default"])
+        ghz = cpu_ghz or k.cpu_default_ghz
+        rate = cores * per_cycle * ghz * 1e9 * k.mfu["cpu"]
+        where = (f"{cores} CPU core(s) x {per_cycle * ghz:g} GFLOP/s peak ({cpu_vector or 'unknown SIMD'} at "
+                 f"{ghz:g} GHz{'' if cpu_ghz else ', assumed'}) x {k.mfu['cpu']:.0%} utilisation")
     else:
         peak, known = k.gpu_peak_tflops(device_name or "")
         rate = peak * 1e12 * k.mfu[cfg.device if cfg.device in k.mfu else "cuda"]
         where = (f"{device_name or 'GPU'}: {peak:g} TFLOP/s 16-bit peak"
                  f"{'' if known else ' (unknown GPU: a conservative default)'} x {k.mfu['cuda']:.0%} utilisation")
+    if cfg.strategy is not None and cfg.processes > 1:
+        efficiency = load_distributed().efficiency(cfg.strategy, cfg.machines)
+        rate *= cfg.processes * efficiency
+        where += f", x {cfg.processes} processes at {efficiency:.0%} scaling ({cfg.strategy})"
     seconds = flops / rate * factor
     basis = (f"{tokens:,} tokens x {per_token / 1e9:.2f} GFLOP per token "
              f"({'forward + backward' + (' + recompute' if cfg.gradient_checkpointing else '')}) on {where}"

@@ -37,6 +37,9 @@ class Hardware:
     ram_available_gb: float | None = None
     cpu_cores: int | None = None
     cpu_name: str | None = None
+    cpu_vector: str | None = None
+    """The widest fp32 SIMD the CPU has: avx512 | avx2 | neon | None (unknown); sets its FLOP/s peak."""
+    cpu_ghz: float | None = None
     disk_free_gb: float | None = None
     source: str = "detected"
     """detected | answers (the user stated the hardware in the answers file)."""
@@ -97,15 +100,28 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _cpu_name() -> str | None:
+def _cpu_facts() -> tuple[str | None, str | None, float | None]:
+    """CPU model name, widest fp32 SIMD (avx512 | avx2 | neon) and clock in GHz, where they can be read."""
+    name = vector = None
+    mhz = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name" and name is None:
+                    name = value
+                elif key == "cpu MHz" and mhz is None:
+                    mhz = float(value) if value.replace(".", "", 1).isdigit() else None
+                elif key in ("flags", "Features") and vector is None:
+                    flags = set(value.split())
+                    vector = ("avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags
+                              else "neon" if {"asimd", "neon"} & flags else None)
     except OSError:
         pass
-    return platform.processor() or None
+    if vector is None and platform.machine().lower() in ("arm64", "aarch64"):
+        vector = "neon"
+    return name or platform.processor() or None, vector, round(mhz / 1000, 2) if mhz else None
 
 
 def detect_hardware(disk_path: str = ".") -> Hardware:
@@ -119,8 +135,10 @@ def detect_hardware(disk_path: str = ".") -> Hardware:
     except OSError:
         disk_free = None
     cores = psutil.cpu_count(logical=False) or os.cpu_count()
+    name, vector, ghz = _cpu_facts()
     return Hardware(gpus=gpus, ram_gb=round(vm.total / GB, 1), ram_available_gb=round(vm.available / GB, 1),
-                    cpu_cores=cores, cpu_name=_cpu_name(), disk_free_gb=disk_free, notes=notes)
+                    cpu_cores=cores, cpu_name=name, cpu_vector=vector, cpu_ghz=ghz, disk_free_gb=disk_free,
+                    notes=notes)
 
 
 def hardware_from_answers(gpus: list[tuple[str, float]], ram_gb: float | None,
@@ -131,6 +149,8 @@ def hardware_from_answers(gpus: list[tuple[str, float]], ram_gb: float | None,
         ram_gb=ram_gb if ram_gb is not None else (detected.ram_gb if detected else None),
         cpu_cores=detected.cpu_cores if detected else None,
         cpu_name=detected.cpu_name if detected else None,
+        cpu_vector=detected.cpu_vector if detected else None,
+        cpu_ghz=detected.cpu_ghz if detected else None,
         disk_free_gb=detected.disk_free_gb if detected else None,
         source="answers",
     )

@@ -27,6 +27,7 @@ from advisor.model_profile import ModelProfile, profile_from_params, profile_mod
 from knowledge.loader import (
     HyperparameterRanges,
     load_decision_table,
+    load_distributed,
     load_estimator_constants,
     load_hyperparameters,
     load_methods,
@@ -167,8 +168,20 @@ def _ranges_for(method: str) -> dict[str, list[float]]:
     return out
 
 
-def _config(method: str, hp: dict[str, Any], device: str, batch: int, gc: bool, seq: int) -> EstimateConfig:
-    return EstimateConfig(
+@dataclass(frozen=True)
+class Scale:
+    """How many training processes, on how many machines, with which strategy (None: one process)."""
+    processes: int = 1
+    machines: int = 1
+    strategy: str | None = None
+
+
+ONE_PROCESS = Scale()
+
+
+def _config(method: str, hp: dict[str, Any], device: str, batch: int, gc: bool, seq: int,
+            scale: Scale = ONE_PROCESS) -> EstimateConfig:
+    return EstimateConfig(processes=scale.processes, machines=scale.machines, strategy=scale.strategy,
         method=method, batch_size=batch, seq_len=seq, gradient_checkpointing=gc, bits=hp.get("bits"),
         optimizer=hp.get("optimizer", "adamw"), lora_rank=hp.get("lora_rank", 16),
         lora_targets=hp.get("lora_targets", "all-linear"), lora_dropout=hp.get("lora_dropout", 0.0),
@@ -185,7 +198,7 @@ class _Fit:
 
 
 def _fit(method: str, hp: dict[str, Any], model: ModelProfile, device: str, usable_gb: float,
-         fixed: dict[str, Any], min_length: int) -> _Fit:
+         fixed: dict[str, Any], min_length: int, scale: Scale = ONE_PROCESS) -> _Fit:
     """The fastest settings that fit: largest batch without checkpointing, then with, then shorter sequences."""
     ranges = load_hyperparameters()
     batches = [fixed["batch_size"]] if "batch_size" in fixed else ranges.batch_size_candidates
@@ -201,15 +214,37 @@ def _fit(method: str, hp: dict[str, Any], model: ModelProfile, device: str, usab
     for length in lengths:
         for gc in gcs:
             for batch in batches:
-                cfg = _config(method, hp, device, batch, gc, length)
+                cfg = _config(method, hp, device, batch, gc, length, scale)
                 mem = estimate_memory(model, cfg)
                 last = _Fit(cfg, mem, mem.estimated_gb <= usable_gb, seq if length != seq else None)
                 if last.fits:
                     return last
     assert last is not None
     # nothing fits: report the smallest configuration at the planned length
-    cfg = _config(method, hp, device, batches[-1], gcs[-1], seq)
+    cfg = _config(method, hp, device, batches[-1], gcs[-1], seq, scale)
     return _Fit(cfg, estimate_memory(model, cfg), False)
+
+
+def _scales(method: str, processes: int, machines: int, chosen: str | None) -> list[Scale]:
+    """The strategies to try for a method, fastest first: DDP, then full sharding when DDP does not fit."""
+    if processes == 1:
+        return [ONE_PROCESS]
+    if chosen:
+        return [Scale(processes, machines, chosen)]
+    shardable = method not in load_distributed().not_shardable
+    return [Scale(processes, machines, "ddp")] + ([Scale(processes, machines, "fsdp")] if shardable else [])
+
+
+def _gpus_to_fit(method: str, hp: dict[str, Any], model: ModelProfile, usable_gb: float, min_length: int,
+                 machines: int) -> int | None:
+    """The fewest GPUs (2, 4 or 8 a machine) that train `method` with full sharding, or None."""
+    if method in load_distributed().not_shardable:
+        return None
+    for n in (2, 4, 8):
+        scale = Scale(n * machines, machines, "fsdp")
+        if _fit(method, hp, model, "cuda", usable_gb, {}, min_length, scale).fits:
+            return n
+    return None
 
 
 def _largest_fitting_params_b(model: ModelProfile, hp: dict[str, Any], device: str, usable_gb: float) -> float | None:
@@ -295,9 +330,34 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
         method = user_method
     warnings.extend(_method_warnings(method, answers, model, examples))
 
+    # ---- processes: GPUs on this machine (or CPU processes) times machines
+    machines = answers.hardware.nodes if answers.hardware is not None else 1
+    gpus_here = len(inputs.hardware.gpus)
+    per_node = overrides.pop("processes_per_node", None) or max(1, gpus_here)
+    chosen_strategy = overrides.pop("distributed", None)
+    if gpus_here and per_node > gpus_here:
+        raise InputError(f"{per_node} processes a machine, but {gpus_here} GPU(s) are listed",
+                         file=str(answers.source) if answers.source else None, key="overrides.processes_per_node",
+                         hint="one process per GPU: remove it, or list every GPU under hardware.gpus")
+    processes = per_node * machines
+    if chosen_strategy and processes == 1:
+        warnings.append(f"overrides.distributed {chosen_strategy} has no effect with one process: list several GPUs "
+                        "(hardware.gpus) or machines (hardware.nodes), or set overrides.processes_per_node")
+        chosen_strategy = None
+    if machines > 1 and not (answers.hardware and answers.hardware.main_address):
+        warnings.append(f"{machines} machines but no hardware.main_address: the launch commands say MAIN_NODE_ADDRESS; "
+                        "set it to machine 0's address (host:port) that the others can reach")
+    if processes > 1:
+        reasons.append(f"{processes} training processes ({per_node} a machine x {machines} machine(s)) through "
+                       "accelerate launch")
+
     # ---- hyperparameters, then memory fit with fallback
     available, device = available_memory_gb(inputs.hardware)
-    usable = round(available * (1 - constants.safety_margin), 2)
+    if device == "cpu" and per_node > 1:  # the processes of a machine share its RAM
+        available = round(available / per_node, 2)
+    # the plan must fit at the estimate's measured worst: X x (1 + error) <= available
+    error, error_basis = constants.estimate_error[device if device in constants.estimate_error else "cuda"]
+    usable = round(available / (1 + error), 2)
     max_length = _max_length(tokens_p99, model, ranges)
     fit_keys = ("batch_size", "gradient_checkpointing", "max_length")
     fixed: dict[str, Any] = {k: overrides[k] for k in fit_keys if k in overrides}
@@ -315,13 +375,20 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
                              file=str(answers.source) if answers.source else None,
                              key="overrides.gradient_checkpointing", hint="remove it, or choose lora/qlora")
         try:
-            return hp, _fit(m, hp, model, device, usable, fixed, min_length)
+            fit = None
+            for scale in _scales(m, processes, machines, chosen_strategy):
+                fit = _fit(m, hp, model, device, usable, fixed, min_length, scale)
+                if fit.fits:
+                    break
+            assert fit is not None
+            return hp, fit
         except InputError as exc:  # a hand-set value the method cannot use: name it as the user wrote it
             key = f"overrides.{exc.key}" if exc.key else "overrides"
             raise InputError(exc.message, file=str(answers.source) if answers.source else None, key=key,
                              hint=exc.hint) from None
 
     hp, fit = plan(method)
+    first_method, first_hp = method, hp
     while not fit.fits and not user_method:
         nxt = table.fallback.get(method)
         if nxt is None:
@@ -347,6 +414,13 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
         else:
             warnings.append(f"nothing fits in {available:g} GB: even a 0.05B model would not; "
                             "train on a machine with more memory")
+    if device == "cuda" and (method != first_method or not fit.fits):  # one GPU (or these) is not enough
+        n = _gpus_to_fit(first_method, first_hp, model, usable, min_length, machines)
+        if n is not None and n * machines > processes:
+            warnings.append(f"scale out: {first_method} fits with FSDP (weights, gradients and optimizer states "
+                            f"sharded) over {n} GPUs{f' on each of {machines} machines' if machines > 1 else ''} "
+                            f"like these; list them under hardware.gpus and train with accelerate "
+                            "(README: Several GPUs and machines)")
     if fit.shortened_from:
         warnings.append(f"max_length shortened from {fit.shortened_from} to {fit.config.seq_len} tokens to fit in "
                         "memory: longer examples will be truncated")
@@ -357,7 +431,7 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
     batch = fit.config.batch_size
     ga_low, ga_high = ranges.gradient_accumulation_range
     accumulation = overrides.get("gradient_accumulation",
-                                 max(ga_low, min(ga_high, ranges.target_effective_batch // batch)))
+                                 max(ga_low, min(ga_high, ranges.target_effective_batch // (batch * processes))))
     hp.update(batch_size=batch, gradient_accumulation=accumulation, max_length=fit.config.seq_len,
               gradient_checkpointing=fit.config.gradient_checkpointing, bits=fit.config.bits or
               (4 if method == "qlora" else (16 if device == "cuda" else 32)))
@@ -368,7 +442,8 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
                              else (tokens_mean + tokens_p95) / 2)
     gpu_name = min(inputs.hardware.gpus, key=lambda g: g.memory_gb).name if inputs.hardware.gpus else None
     time = estimate_time(model, fit.config, tokens=int(train_examples * hp["epochs"] * tokens_per_example),
-                         device_name=gpu_name, cpu_cores=inputs.hardware.cpu_cores)
+                         device_name=gpu_name, cpu_cores=inputs.hardware.cpu_cores,
+                         cpu_vector=inputs.hardware.cpu_vector, cpu_ghz=inputs.hardware.cpu_ghz)
 
     if device == "cpu" and time.estimated_hours > 24:
         warnings.append(f"training on the CPU would take about {time.estimated_hours:.0f} hours: use a machine with "
@@ -378,12 +453,13 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
     alternatives = _alternatives(method, rejected, answers, model, device, usable, min_length, examples, max_length,
                                  rules, reasons)
 
+    uncertainty = fit.memory.uncertainty_gb
     memory = {
-        "estimated_gb": fit.memory.estimated_gb, "available_gb": round(available, 2), "usable_gb": usable,
-        "safety_margin": constants.safety_margin, "fits": fit.fits, "device": device,
-        "breakdown": fit.memory.breakdown, "detail": fit.memory.detail,
-        "summary": f"needs {fit.memory.estimated_gb:g} GB of {available:g} GB "
-                   f"({constants.safety_margin:.0%} kept free as a safety margin)",
+        "estimated_gb": fit.memory.estimated_gb, "uncertainty_gb": uncertainty, "relative_error": error,
+        "error_basis": error_basis, "available_gb": round(available, 2), "usable_gb": usable,
+        "fits": fit.fits, "device": device, "breakdown": fit.memory.breakdown, "detail": fit.memory.detail,
+        "summary": f"needs {fit.memory.estimated_gb:g} GB ± {uncertainty:g} of {available:g} GB "
+                   f"(the estimate's error, ± {error:.0%}, is kept free)",
         "assumptions": fit.memory.assumptions,
     }
     card = methods[method]
@@ -408,9 +484,23 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
                   "model_type": model.model_type, "notes": model.notes},
         "hardware": {"device": device, "gpus": [g.name for g in inputs.hardware.gpus],
                      "source": inputs.hardware.source},
+        "distributed": _distributed_summary(fit.config, per_node, machines, answers, batch * accumulation),
         "serving": {"vllm_adapter": card.serving.vllm_adapter, "mergeable": card.serving.mergeable,
                     "note": card.serving.merge_note},
     }
+
+
+def _distributed_summary(cfg: EstimateConfig, per_node: int, machines: int, answers: Answers,
+                         batch_per_step: int) -> dict[str, Any]:
+    """How training is spread: strategy, processes, machines, and the global batch per optimizer step."""
+    out: dict[str, Any] = {"strategy": cfg.strategy, "processes": cfg.processes, "processes_per_node": per_node,
+                           "nodes": machines, "global_batch": batch_per_step * cfg.processes}
+    if cfg.strategy is not None:
+        strategy = load_distributed().strategies[cfg.strategy]
+        out.update(name=strategy.name, why=strategy.why, engine=strategy.engine)
+    if machines > 1:
+        out["main_address"] = answers.hardware.main_address if answers.hardware else None
+    return out
 
 
 def _method_warnings(method: str, answers: Answers, model: ModelProfile, examples: int) -> list[str]:

@@ -79,6 +79,9 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     con.print(f"\n[bold]Memory[/]  {mem['summary']}: {fits}")
     con.print(f"  {memory_bar(mem['breakdown'], mem['available_gb'])}")
     con.print("  " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in mem["breakdown"].items()) + " (GB)")
+    con.print(f"  [dim]error ± {mem['relative_error']:.0%}: {escape(mem['error_basis'])}[/]")
+    if processes_line(rec):
+        con.print(f"\n[bold]Processes[/]  {escape(processes_line(rec))}")
     con.print(f"\n[bold]Time[/]  {duration(time['estimated_hours'])}  [dim]({escape(time['basis'])})[/]")
     if rec["alternatives"]:
         con.print("\n[bold]Alternatives[/]")
@@ -92,17 +95,29 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     con.print(f"\n[dim]rules applied: {', '.join(rec['rules_applied'])}; serving: {rec['serving']['note']}[/]")
 
 
+def processes_line(rec: dict[str, Any]) -> str:
+    """How training is spread over processes, or '' for one process."""
+    dist = rec.get("distributed") or {}
+    if int(dist.get("processes", 1)) <= 1:
+        return ""
+    machines = f" x {dist['nodes']} machines" if dist["nodes"] > 1 else ""
+    return (f"{dist['processes']} processes ({dist['processes_per_node']} a machine{machines}): {dist['name']}, "
+            f"global batch {dist['global_batch']}; memory is per GPU")
+
+
 def print_estimate(est: dict[str, Any]) -> None:
     con = _console()
     cfg, model = est["config"], est["model"]
     con.print(f"[bold]{cfg['method']}[/] on {model['name']} ({model['params_b']:g}B, {model['source']}), "
               f"batch {cfg['batch_size']} x {cfg['seq_len']} tokens, device {cfg['device']}")
-    con.print(f"  peak memory: [bold]{est['estimated_gb']:g} GB[/]; trains {est['trainable_params']:,} parameters "
+    con.print(f"  peak memory: [bold]{est['estimated_gb']:g} GB ± {est['uncertainty_gb']:g}[/]; "
+              f"trains {est['trainable_params']:,} parameters "
               f"({est['trainable_percent']:g}%)")
     table = Table(box=None, padding=(0, 2), show_header=False)
     for key, value in est["breakdown"].items():
         table.add_row(f"  {key.replace('_', ' ')}", f"{value:g} GB")
     con.print(table)
+    con.print(f"[dim]  error ± {est['relative_error']:.0%}: {escape(est['error_basis'])}[/]")
     con.print("[dim]  detail: " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in est["detail"].items()) + "[/]")
     con.print(f"  time: {duration(est['time']['estimated_hours'])}")
     con.print(f"[dim]  {escape(est['time']['basis'])}[/]")
@@ -121,7 +136,9 @@ def print_hardware(hw: Hardware) -> None:
     else:
         con.print("GPU: none. Training runs on the CPU: fine for tiny models and the demo, slow beyond that.")
     con.print(f"RAM: {hw.ram_gb:g} GB ({hw.ram_available_gb:g} GB available)")
-    con.print(f"CPU: {hw.cpu_cores} core(s)" + (f", {hw.cpu_name}" if hw.cpu_name else ""))
+    extra = ", ".join(x for x in (hw.cpu_name, hw.cpu_vector and hw.cpu_vector.upper(),
+                                  f"{hw.cpu_ghz:g} GHz" if hw.cpu_ghz else None) if x)
+    con.print(f"CPU: {hw.cpu_cores} core(s)" + (f", {extra}" if extra else ""))
     if hw.disk_free_gb is not None:
         con.print(f"Disk: {hw.disk_free_gb:g} GB free here")
     for note in hw.notes:

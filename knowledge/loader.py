@@ -589,16 +589,20 @@ def load_model_catalog() -> dict[str, dict[str, Any]]:
 class EstimatorConstants:
     cuda_context_gb: float
     allocator_slack: float
-    safety_margin: float
+    estimate_error: dict[str, tuple[float, str]]
+    """device -> (relative error of the memory estimate, where that figure comes from)"""
     cpu_reserved_gb: float
     nf4_block_size: int
     nf4_double_quant_block: int
     logits_bytes_per_element: float
     mfu: dict[str, float]
-    cpu_peak_gflops_per_core: float
-    method_speed_factor: dict[str, float] = field(default_factory=dict)
-    cpu_attention_saved_tensors: float = 0.0
-    cpu_attention_transient_tensors: float = 0.0
+    cpu_flops_per_cycle: dict[str, float]
+    """fp32 FLOP per cycle and core by SIMD kind (avx512, avx2, neon, default)"""
+    cpu_default_ghz: float
+    method_speed_factor: dict[str, dict[str, float]] = field(default_factory=dict)
+    """device (cuda | cpu) -> method -> extra wall time beyond the FLOP count"""
+    cpu_heap_retention: dict[str, float] = field(default_factory=lambda: {"default": 0.0})
+    cpu_heap_max_block_mb: float = 32.0
     cpu_runtime_overhead_gb: float = 0.0
     chars_per_token: float = 4.0
     gpu_tflops: dict[str, float] = field(default_factory=dict)
@@ -611,34 +615,123 @@ class EstimatorConstants:
         return self.gpu_tflops["default"], False
 
 
+def _estimate_error(r: _Reader) -> dict[str, tuple[float, str]]:
+    r.only("cuda", "mps", "cpu")
+    out = {}
+    for device in ("cuda", "mps", "cpu"):
+        entry = r.sub(device)
+        entry.only("relative", "basis")
+        relative = entry.get("relative", float)
+        if not 0 <= relative < 1:
+            entry.fail(f"must be between 0 and 1, got {relative}", "relative")
+        out[device] = (relative, entry.get("basis", str))
+    return out
+
+
 @functools.cache
 def load_estimator_constants() -> EstimatorConstants:
     top = _read("estimator.yaml")
     top.only("version", "memory", "time", "gpus")
     m, t, g = top.sub("memory"), top.sub("time"), top.sub("gpus")
-    m.only("cuda_context_gb", "allocator_slack", "safety_margin", "cpu_reserved_gb", "nf4_block_size",
-           "nf4_double_quant_block", "logits_bytes_per_element", "cpu_attention_saved_tensors",
-           "cpu_attention_transient_tensors", "cpu_runtime_overhead_gb")
-    t.only("mfu", "cpu_peak_gflops_per_core", "method_speed_factor", "chars_per_token")
-    mfu_r, speed_r = t.sub("mfu"), t.sub("method_speed_factor")
+    m.only("cuda_context_gb", "allocator_slack", "estimate_error", "cpu_reserved_gb", "nf4_block_size",
+           "nf4_double_quant_block", "logits_bytes_per_element",
+           "cpu_heap_retention", "cpu_heap_max_block_mb", "cpu_runtime_overhead_gb")
+    heap_r = m.sub("cpu_heap_retention")
+    heap_r.only("default", *RUNNABLE_METHODS)
+    heap = {str(key): heap_r.get(str(key), float) for key in heap_r.data}
+    if "default" not in heap:
+        heap_r.fail("missing", "default")
+    t.only("mfu", "cpu_flops_per_cycle", "cpu_default_ghz", "method_speed_factor", "chars_per_token")
+    mfu_r, speed_r, cycle_r = t.sub("mfu"), t.sub("method_speed_factor"), t.sub("cpu_flops_per_cycle")
     mfu_r.only("cuda", "mps", "cpu")
-    speed_r.only(*RUNNABLE_METHODS)
+    speed_r.only("cuda", "cpu")
+    cycle_r.only("avx512", "avx2", "neon", "default")
+    speed: dict[str, dict[str, float]] = {}
+    for device in ("cuda", "cpu"):
+        per_device = speed_r.sub(device)
+        per_device.only(*RUNNABLE_METHODS)
+        speed[device] = {str(k): per_device.get(str(k), float) for k in per_device.data}
     gpus = {str(k): g.get(str(k), float) for k in g.data}
     if "default" not in gpus:
         g.fail("missing", "default")
     return EstimatorConstants(
         cuda_context_gb=m.get("cuda_context_gb", float), allocator_slack=m.get("allocator_slack", float),
-        safety_margin=m.get("safety_margin", float), cpu_reserved_gb=m.get("cpu_reserved_gb", float),
+        estimate_error=_estimate_error(m.sub("estimate_error")), cpu_reserved_gb=m.get("cpu_reserved_gb", float),
         nf4_block_size=m.get("nf4_block_size", int), nf4_double_quant_block=m.get("nf4_double_quant_block", int),
         logits_bytes_per_element=m.get("logits_bytes_per_element", float),
         mfu={k: mfu_r.get(k, float) for k in ("cuda", "mps", "cpu")},
-        cpu_peak_gflops_per_core=t.get("cpu_peak_gflops_per_core", float),
-        method_speed_factor={str(k): speed_r.get(str(k), float) for k in speed_r.data},
+        cpu_flops_per_cycle={k: cycle_r.get(k, float) for k in ("avx512", "avx2", "neon", "default")},
+        cpu_default_ghz=t.get("cpu_default_ghz", float), method_speed_factor=speed,
         chars_per_token=t.get("chars_per_token", float), gpu_tflops=gpus,
-        cpu_attention_saved_tensors=m.get("cpu_attention_saved_tensors", float, 0.0),
-        cpu_attention_transient_tensors=m.get("cpu_attention_transient_tensors", float, 0.0),
-        cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float, 0.0),
+        cpu_heap_retention=heap, cpu_heap_max_block_mb=m.get("cpu_heap_max_block_mb", float),
+        cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float),
     )
+
+
+# --------------------------------------------------------------------------- distributed training
+
+SHARDABLE_STATES = ("weights", "gradients", "optimizer")
+DISTRIBUTED_STRATEGIES = ("ddp", "fsdp", "fsdp_grad_op", "deepspeed_zero2", "deepspeed_zero3")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    id: str
+    name: str
+    shards: tuple[str, ...]
+    """which of weights, gradients, optimizer are split across the processes"""
+    engine: str
+    """accelerate (torch DDP/FSDP, always installed) | deepspeed (an extra package)"""
+    why: str
+
+
+@dataclass(frozen=True)
+class DistributedKnowledge:
+    strategies: dict[str, Strategy]
+    not_shardable: tuple[str, ...]
+    efficiency_ddp: float
+    efficiency_sharded: float
+    efficiency_across_machines: float
+    main_process_port: int
+
+    def efficiency(self, strategy: str, machines: int) -> float:
+        """Share of the ideal N-fold speed-up kept by a strategy."""
+        base = self.efficiency_ddp if not self.strategies[strategy].shards else self.efficiency_sharded
+        return base * (self.efficiency_across_machines if machines > 1 else 1.0)
+
+
+@functools.cache
+def load_distributed() -> DistributedKnowledge:
+    top = _read("distributed.yaml")
+    top.only("version", "strategies", "not_shardable", "scaling_efficiency", "main_process_port")
+    strategies = {}
+    s_r = top.sub("strategies")
+    s_r.only(*DISTRIBUTED_STRATEGIES)
+    for sid in s_r.data:
+        r = s_r.sub(str(sid))
+        r.only("name", "shards", "engine", "why")
+        shards = tuple(r.get("shards", list))
+        bad = [x for x in shards if x not in SHARDABLE_STATES]
+        if bad:
+            r.fail(f"unknown state {bad[0]!r} (allowed: {', '.join(SHARDABLE_STATES)})", "shards")
+        engine = r.get("engine", str)
+        if engine not in ("accelerate", "deepspeed"):
+            r.fail("must be accelerate or deepspeed", "engine")
+        strategies[str(sid)] = Strategy(str(sid), r.get("name", str), shards, engine, r.get("why", str))
+    if "ddp" not in strategies:
+        s_r.fail("missing", "ddp")
+    not_shardable = tuple(top.strings("not_shardable"))
+    unknown = [m for m in not_shardable if m not in RUNNABLE_METHODS]
+    if unknown:
+        top.fail(f"unknown method {unknown[0]!r}", "not_shardable")
+    eff = top.sub("scaling_efficiency")
+    eff.only("ddp", "sharded", "across_machines")
+    values = {k: eff.get(k, float) for k in ("ddp", "sharded", "across_machines")}
+    for k, v in values.items():
+        if not 0 < v <= 1:
+            eff.fail(f"must be in (0, 1], got {v}", k)
+    return DistributedKnowledge(strategies, not_shardable, values["ddp"], values["sharded"],
+                                values["across_machines"], top.get("main_process_port", int))
 
 
 def load_all() -> None:
@@ -651,3 +744,4 @@ def load_all() -> None:
     load_architectures()
     load_model_catalog()
     load_estimator_constants()
+    load_distributed()

@@ -46,6 +46,15 @@ class EventLog:
         return event
 
 
+class SilentEventLog(EventLog):
+    """The event log of a training process other than the first: rank 0 alone writes events."""
+
+    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        return {"t": round(time.time(), 3), "kind": kind, **_clean(fields)}
+
+
 def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Every complete event; a torn last line (the writer was killed mid-write) is skipped."""
     p = Path(path)

@@ -17,6 +17,8 @@ import yaml
 
 from advisor.answers import Answers, answers_to_dict
 from advisor.errors import InputError
+from runner.data import prepare_splits
+from runner.distributed import is_distributed, launch_commands, write_launch_files
 from runner.events import follow_events
 from runner.rundir import RunDir, create_run_dir, open_run_dir
 
@@ -41,6 +43,8 @@ def create_run(answers: Answers, recommendation: dict[str, Any], plan: dict[str,
     run.answers.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     run.recommendation.write_text(json.dumps(recommendation, indent=2, ensure_ascii=False), encoding="utf-8")
     run.plan.write_text(json.dumps(plan, indent=2, ensure_ascii=False), encoding="utf-8")
+    if is_distributed(plan):
+        write_launch_files(plan, run.path, python=sys.executable)
     return run
 
 
@@ -49,8 +53,15 @@ def start_worker(run: RunDir, *, resume: bool = False) -> subprocess.Popen[bytes
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    plan = run.read_plan()
+    if is_distributed(plan):
+        # the data splits are written once, here, before the processes start and read them
+        prepare_splits(plan, run)
+        cmd = launch_commands(plan, run.path, python=sys.executable, resume=resume)[0]  # machine 0's
+        env.setdefault("OMP_NUM_THREADS", "1")  # CPU processes share the cores; torchrun's default too
+    else:
+        cmd = [sys.executable, "-m", "runner.worker", str(run.path)] + (["--resume"] if resume else [])
     log = run.log.open("ab")
-    cmd = [sys.executable, "-m", "runner.worker", str(run.path)] + (["--resume"] if resume else [])
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     log.close()

@@ -93,7 +93,8 @@ def load_model(name_or_path: str, *, device: str, method: str, bits: int | None,
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=dtype)
-        kwargs["device_map"] = {"": 0} if device == "cuda" else {"": device}
+        # the process's own GPU (torch.cuda.set_device(LOCAL_RANK) under accelerate launch), else GPU 0
+        kwargs["device_map"] = {"": torch.cuda.current_device()} if device == "cuda" else {"": device}
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
     except (OSError, ValueError) as exc:

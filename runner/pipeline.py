@@ -118,6 +118,10 @@ def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, r
             return ReplayResult(exit_code=0, run=None, recommendation=recommendation, plan=plan, report=None)
         run = create_run(answers, recommendation, plan, runs_dir)
         say(f"run directory: {run.path}")
+        from runner.distributed import launch_summary
+
+        for line in launch_summary(plan, run.path):
+            say(line)
         code = _follow(run, start_worker(run), on_event, say)
         if code != 0 or not _artifact(run, plan).is_dir():
             if code == 0:

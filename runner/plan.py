@@ -27,6 +27,17 @@ def _resolved(answers: Answers, path: str | None) -> str | None:
     return None if path is None else str(answers.resolve(path))
 
 
+def _check_engine(answers: Answers, dist: dict[str, Any]) -> None:
+    """A strategy whose engine is not installed is refused before a run directory is made."""
+    import importlib.util
+
+    if dist.get("engine") == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise InputError(f"{dist['strategy']} needs DeepSpeed, which is not installed",
+                         file=str(answers.source) if answers.source else None, key="overrides.distributed",
+                         hint="pip install deepspeed, or use fsdp (full shard, the same memory savings as ZeRO-3) "
+                              "or fsdp_grad_op (as ZeRO-2), which need nothing more")
+
+
 def make_plan(answers: Answers, recommendation: dict[str, Any]) -> dict[str, Any]:
     """plan.json for one training run."""
     if not answers.data.path:
@@ -34,6 +45,7 @@ def make_plan(answers: Answers, recommendation: dict[str, Any]) -> dict[str, Any
                          key="data.path", hint="set data.path to your JSONL, JSON, CSV or Parquet file")
     method = recommendation["method"]
     card = load_methods()[method]
+    _check_engine(answers, recommendation.get("distributed") or {})
     ranges = load_hyperparameters()
     hp = dict(recommendation["hyperparameters"])
     name = answers.model.name_or_path
@@ -41,7 +53,8 @@ def make_plan(answers: Answers, recommendation: dict[str, Any]) -> dict[str, Any
     if name.startswith((".", "/", "~")) or local.exists():
         name = str(local)
     examples = recommendation["data"]["train_examples"]
-    steps_per_epoch = max(1, examples // (hp["batch_size"] * hp["gradient_accumulation"]))
+    processes = (recommendation.get("distributed") or {}).get("processes", 1)
+    steps_per_epoch = max(1, examples // (hp["batch_size"] * hp["gradient_accumulation"] * processes))
     total_steps = answers.overrides.get("max_steps") or steps_per_epoch * hp["epochs"]
     arch_modules = None
     model_type = recommendation["model"].get("model_type")
@@ -72,4 +85,5 @@ def make_plan(answers: Answers, recommendation: dict[str, Any]) -> dict[str, Any
             "eval_steps": max(1, total_steps // 5),
         },
         "incompatible_with": [i.feature for i in card.incompatibilities],
+        "distributed": recommendation.get("distributed") or {"strategy": None, "processes": 1, "nodes": 1},
     }

@@ -17,7 +17,8 @@ from typing import Any
 from advisor.errors import InputError
 from knowledge.loader import load_methods
 from runner.data import encode_rows, prepare_splits, read_split
-from runner.events import EventLog
+from runner.distributed import process_rank
+from runner.events import EventLog, SilentEventLog
 from runner.rundir import RunDir
 
 __all__ = ["StopFlag", "last_complete_checkpoint", "oom_advice", "run_training"]
@@ -105,6 +106,20 @@ def _collator(pad_id: int, multiple: int, packing: bool = False) -> Any:
     return collate
 
 
+def _all_processes(value: float, op: str) -> float:
+    """`value` combined over the training processes (sum or max); itself with one process."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    tensor = torch.tensor([float(value)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 def _callback(events: EventLog, stop: StopFlag, device: str, counters: dict[str, Any]) -> Any:
     from transformers import TrainerCallback
 
@@ -113,15 +128,16 @@ def _callback(events: EventLog, stop: StopFlag, device: str, counters: dict[str,
 
         def __init__(self) -> None:
             self.last_time = time.time()
-            self.last_tokens = 0
+            self.last_tokens = 0.0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             events.emit("phase", phase="train", step=state.global_step, max_steps=state.max_steps)
             self.last_time = time.time()
-            self.last_tokens = counters["tokens"]
+            self.last_tokens = _all_processes(counters["tokens"], "sum")
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if stop:
+            # every process stops at the same step (a stop request reaches the first process only)
+            if _all_processes(1.0 if stop else 0.0, "max"):
                 counters["stopped"] = True
                 control.should_save = True
                 control.should_training_stop = True
@@ -132,9 +148,10 @@ def _callback(events: EventLog, stop: StopFlag, device: str, counters: dict[str,
             if "loss" not in logs:
                 return
             now = time.time()
-            tokens = counters["tokens"] - self.last_tokens
+            seen = _all_processes(counters["tokens"], "sum")  # every process logs at the same step
+            tokens = seen - self.last_tokens
             rate = tokens / max(now - self.last_time, 1e-9)
-            self.last_time, self.last_tokens = now, counters["tokens"]
+            self.last_time, self.last_tokens = now, seen
             loss = float(logs["loss"])
             events.emit("step", step=state.global_step, max_steps=state.max_steps,
                         epoch=round(float(state.epoch or 0), 4),
@@ -179,7 +196,8 @@ def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -
 def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None,
                  on_trained: Callable[[Any, Any], None] | None = None) -> int:
     """Train the run's plan; `on_trained(model, tokenizer)` sees the trained model before it is released."""
-    events = EventLog(run.events)
+    rank, _, world = process_rank()
+    events = EventLog(run.events) if rank == 0 else SilentEventLog(run.events)
     if stop is None:  # not `stop or ...`: a StopFlag is falsy until a stop is requested
         stop = StopFlag(run)
     try:
@@ -217,7 +235,10 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     if threads.isdigit() and int(threads) > 0:
         torch.set_num_threads(int(threads))
     set_seed(plan["seed"])
+    rank, local_rank, world = process_rank()
     device = select_device()
+    if world > 1 and device == "cuda":
+        torch.cuda.set_device(local_rank)  # one GPU a process
     dtype = compute_dtype_name(device)
     counts = prepare_splits(plan, run)
     events.emit("phase", phase="data", **counts)
@@ -247,7 +268,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     events.emit("phase", phase="model", device=device, dtype=dtype, trainable_params=trainable, total_params=total,
                 train_examples=len(train_rows), validation_examples=len(val_rows), packing=packing)
 
-    steps_per_epoch = max(1, math.ceil(len(train_rows) / (hp["batch_size"] * hp["gradient_accumulation"])))
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / (hp["batch_size"] * hp["gradient_accumulation"] * world)))
     total_steps = plan["training"]["max_steps"] or steps_per_epoch * hp["epochs"]
     args = TrainingArguments(
         output_dir=str(run.checkpoints),
@@ -266,6 +287,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         optim=OPTIMIZER_NAMES[hp.get("optimizer", "adamw")], seed=plan["seed"], data_seed=plan["seed"],
         report_to=[], remove_unused_columns=False, dataloader_num_workers=0, use_cpu=device == "cpu",
         disable_tqdm=True, log_level="warning",
+        ddp_find_unused_parameters=False if world > 1 else None,  # every trained parameter takes part each step
     )
     counters: dict[str, Any] = {"tokens": 0, "stopped": False, "nan_step": None}
 
@@ -291,10 +313,12 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         torch.cuda.reset_peak_memory_stats()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.time() - started
+    tokens = int(_all_processes(counters["tokens"], "sum"))
     summary = {"steps": trainer.state.global_step, "max_steps": trainer.state.max_steps,
                "train_seconds": round(seconds, 2), "train_loss": float(result.training_loss),
-               "tokens": counters["tokens"], "tokens_per_s": round(counters["tokens"] / max(seconds, 1e-9), 1),
-               "peak_memory_gb": _memory_gb(device), "trainable_params": trainable, "device": device}
+               "tokens": tokens, "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+               "peak_memory_gb": _memory_gb(device), "trainable_params": trainable, "device": device,
+               "processes": world}
 
     if counters["nan_step"] is not None:
         message = (f"the loss became NaN or infinite at step {counters['nan_step']}: training diverged. Lower the "
@@ -312,9 +336,13 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
 
     events.emit("phase", phase="save")
     target = run.adapter if plan["method"] not in ("full", "freeze") else run.model
-    model.save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    if on_trained is not None:
+    if world > 1:  # the trainer gathers sharded (FSDP, ZeRO-3) weights; the first process writes them
+        trainer.save_model(str(target))
+    else:
+        model.save_pretrained(str(target))
+    if rank == 0:
+        tokenizer.save_pretrained(str(target))
+    if on_trained is not None and world == 1:
         on_trained(model, tokenizer)
     events.emit("done", status="done", exit_code=0, artifact=str(target), **summary)
     return 0

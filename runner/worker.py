@@ -2,7 +2,8 @@
 
 Started by `finetune-advisor train` in its own session, so closing the terminal or losing the SSH
 connection does not stop it. SIGINT or SIGTERM (or a STOP file in the run directory) makes it save a
-checkpoint and stop; `finetune-advisor train --resume RUN_DIR` continues from there.
+checkpoint and stop (under `accelerate launch`, every process stops at the same step);
+`finetune-advisor train --resume RUN_DIR` continues from there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 from types import FrameType
 
+from runner.distributed import process_rank
 from runner.rundir import RunDir
 from runner.train import StopFlag, run_training
 
@@ -24,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m runner.worker RUN_DIR [--resume]\n")
         return 2
     run = RunDir(paths[0])
-    run.pid.write_text(f"{os.getpid()}\n")
+    if process_rank()[0] == 0:  # under accelerate launch the first process stands for the run
+        run.pid.write_text(f"{os.getpid()}\n")
     stop = StopFlag(run)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

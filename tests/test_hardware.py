@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from advisor.hardware import Gpu, detect_hardware, hardware_from_answers
@@ -13,6 +15,30 @@ def test_detection_on_this_machine_reports_ram_cpu_and_disk() -> None:
     assert hw.disk_free_gb is not None and hw.source == "detected"
     if not hw.gpus:
         assert hw.device == "cpu" and hw.notes
+
+
+@pytest.mark.parametrize(("flags", "machine", "vector"), [
+    ("fpu sse2 avx avx2 fma avx512f avx512dq", "x86_64", "avx512"),
+    ("fpu sse2 avx avx2 fma", "x86_64", "avx2"),
+    ("fpu sse2 avx", "x86_64", None),
+    ("fp asimd evtstrm aes", "aarch64", "neon"),
+])
+def test_the_cpu_simd_kind_and_clock_come_from_cpuinfo(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, flags: str,
+                                                       machine: str, vector: str | None) -> None:
+    """They set the CPU's FLOP/s peak in the time estimate (64, 32 or 16 fp32 FLOP a cycle)."""
+    import builtins
+
+    import advisor.hardware as hardware
+
+    cpuinfo = tmp_path / "cpuinfo"
+    key = "Features" if machine == "aarch64" else "flags"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Test CPU\ncpu MHz\t\t: 2299.998\n{key}\t\t: {flags}\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(cpuinfo if p == "/proc/cpuinfo" else p, *a, **k))
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    assert hardware._cpu_facts() == ("Test CPU", vector, 2.3)
 
 
 def test_a_missing_nvml_library_is_a_note_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_example_replays_to_a_report(example: Path, tiny: Path, tmp_path: Path) -> None:
     answers = apply_settings(load_answers(example), None, [f"model.name_or_path={tiny}", "hardware.gpus=[]",
-                                                           "overrides.max_steps=3"])
+                                                           "hardware.nodes=1", "overrides.max_steps=3"])
     result = replay(answers, runs_dir=str(tmp_path / "runs"), allow_network=False, say=lambda m: None)
     assert result["exit_code"] == 0, result
     report = json.loads((Path(result["run"]) / "report.json").read_text())

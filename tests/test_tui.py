@@ -23,7 +23,8 @@ from advisor.tui.training import TrainingScreen
 SIZE = (80, 24)
 
 
-async def walk(app: FinetuneAdvisorApp, pilot: Any, goal: str, examples: str, model: str, gpu_gb: str) -> None:
+async def walk(app: FinetuneAdvisorApp, pilot: Any, goal: str, examples: str, model: str, gpu_gb: str,
+               **hardware: str) -> None:
     screen = app.screen
     screen.query_one(f"#goal-{goal}", RadioButton).value = True
     await pilot.click("#next")  # the mouse works too; the rest is keyboard-first
@@ -34,7 +35,8 @@ async def walk(app: FinetuneAdvisorApp, pilot: Any, goal: str, examples: str, mo
     await pilot.press(*model)
     await pilot.press("ctrl+n")
     await pilot.pause()
-    for widget_id, value in (("#gpu-name", "NVIDIA A100-SXM4-80GB"), ("#gpu-memory", gpu_gb), ("#ram", "64")):
+    for widget_id, value in (("#gpu-name", "NVIDIA A100-SXM4-80GB"), ("#gpu-memory", gpu_gb), ("#ram", "64"),
+                             *((f"#{k.replace('_', '-')}", v) for k, v in hardware.items())):
         screen.query_one(widget_id, Input).value = value
     await pilot.press("ctrl+n")
     await pilot.press("ctrl+n")  # deploy server, priority balanced (the defaults)
@@ -53,6 +55,19 @@ async def test_the_interview_recommends_what_replay_would(goal: str, expected: s
         assert shown is not None and shown["method"] == expected
         headless = recommend(gather_inputs(answers_from_dict(app.answers), detect=False, allow_network=False))
         assert shown == headless  # the same function, the same answers: the same recommendation
+
+
+async def test_the_interview_takes_several_gpus_and_machines() -> None:
+    app = FinetuneAdvisorApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await walk(app, pilot, "knowledge", "4000", "Qwen/Qwen2.5-1.5B-Instruct", "80", gpu_count="4", nodes="2",
+                   main_address="10.0.0.5:29500")
+        assert app.answers["hardware"]["nodes"] == 2 and len(app.answers["hardware"]["gpus"]) == 4
+        assert app.answers["hardware"]["main_address"] == "10.0.0.5:29500"
+        assert isinstance(app.screen, RecommendationScreen)
+        shown = app.screen.recommendation
+        assert shown is not None and shown["distributed"]["processes"] == 8
+        assert "Processes: 8 processes (4 a machine x 2 machines)" in str(app.screen.query_one("#memory-bar").render())
 
 
 async def test_each_step_checks_its_answer() -> None:

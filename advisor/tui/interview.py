@@ -91,6 +91,12 @@ class InterviewScreen(Screen[None]):
                 yield Input(id="gpu-name")
                 yield Label("GPU memory in GB (0 for no GPU)")
                 yield Input(id="gpu-memory", type="number")
+                yield Label("GPUs like it on this machine")
+                yield Input(id="gpu-count", type="integer", value="1")
+                yield Label("Machines to train on together (1 unless you run a cluster)")
+                yield Input(id="nodes", type="integer", value="1")
+                yield Label("Machine 0's address, host:port (several machines only)")
+                yield Input(id="main-address", placeholder="10.0.0.5:29500")
                 yield Label("RAM in GB")
                 yield Input(id="ram", type="number")
                 yield Static("", id="hardware-info", classes="hint")
@@ -132,6 +138,9 @@ class InterviewScreen(Screen[None]):
             gpus = hardware.get("gpus") or []
             self.query_one("#gpu-name", Input).value = gpus[0]["name"] if gpus else ""
             self.query_one("#gpu-memory", Input).value = str(gpus[0]["memory_gb"]) if gpus else "0"
+            self.query_one("#gpu-count", Input).value = str(max(1, len(gpus)))
+            self.query_one("#nodes", Input).value = str(hardware.get("nodes") or 1)
+            self.query_one("#main-address", Input).value = hardware.get("main_address") or ""
             self.query_one("#ram", Input).value = str(hardware.get("ram_gb") or "")
         else:
             self.detect()
@@ -152,6 +161,7 @@ class InterviewScreen(Screen[None]):
             gpu = hw.gpus[0] if hw.gpus else None
             self.query_one("#gpu-name", Input).value = gpu.name if gpu else ""
             self.query_one("#gpu-memory", Input).value = f"{gpu.memory_gb:g}" if gpu else "0"
+            self.query_one("#gpu-count", Input).value = str(max(1, len(hw.gpus)))
             self.query_one("#ram", Input).value = f"{hw.ram_gb:g}" if hw.ram_gb else ""
         notes = "; ".join(hw.notes)
         self.query_one("#hardware-info", Static).update(
@@ -235,8 +245,20 @@ class InterviewScreen(Screen[None]):
             gpu_name = self.query_one("#gpu-name", Input).value.strip()
             memory = _number(self.query_one("#gpu-memory", Input).value, "hardware.gpus[0].memory_gb")
             ram = _number(self.query_one("#ram", Input).value, "hardware.ram_gb")
-            gpus = [{"name": gpu_name or "GPU", "memory_gb": memory}] if memory > 0 else []
-            a["hardware"] = {"gpus": gpus, "ram_gb": ram} if ram > 0 else {"gpus": gpus}
+            gpu_count = int(_number(self.query_one("#gpu-count", Input).value or "1", "hardware.gpus"))
+            nodes = int(_number(self.query_one("#nodes", Input).value or "1", "hardware.nodes"))
+            if gpu_count < 1 or nodes < 1:
+                raise InputError("must be at least 1", key="hardware.gpus" if gpu_count < 1 else "hardware.nodes")
+            gpus = [{"name": gpu_name or "GPU", "memory_gb": memory} for _ in range(gpu_count)] if memory > 0 else []
+            hardware: dict[str, Any] = {"gpus": gpus}
+            if ram > 0:
+                hardware["ram_gb"] = ram
+            if nodes > 1:
+                hardware["nodes"] = nodes
+                address = self.query_one("#main-address", Input).value.strip()
+                if address:
+                    hardware["main_address"] = address
+            a["hardware"] = hardware
         elif step == "target":
             for key in ("deploy", "priority"):
                 pressed = self.query_one(f"#{key}", RadioSet).pressed_button

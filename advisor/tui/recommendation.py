@@ -66,7 +66,7 @@ class RecommendationScreen(Screen[None]):
         self.app.call_from_thread(self.show, result)
 
     def show(self, rec: dict[str, Any]) -> None:
-        from advisor.render import duration, memory_bar
+        from advisor.render import duration, memory_bar, processes_line
 
         self.recommendation = rec
         mem = rec["memory"]
@@ -86,7 +86,8 @@ class RecommendationScreen(Screen[None]):
         fits = "[green]fits[/]" if mem["fits"] else "[red]does not fit[/]"
         self.query_one("#memory-bar", Static).update(
             f"Memory: {escape(mem['summary'])}: {fits}\n{memory_bar(mem['breakdown'], mem['available_gb'])}\n"
-            + ", ".join(f"{k.replace('_', ' ')} {v:g} GB" for k, v in mem["breakdown"].items()))
+            + ", ".join(f"{k.replace('_', ' ')} {v:g} GB" for k, v in mem["breakdown"].items())
+            + (f"\nProcesses: {escape(processes_line(rec))}" if processes_line(rec) else ""))
         self.query_one("#time", Static).update(f"Time: {duration(rec['time']['estimated_hours'])} "
                                                f"({escape(rec['time']['basis'])})")
         self.query_one("#warnings", Static).update(
