@@ -129,9 +129,13 @@ def measure(case: dict[str, Any]) -> dict[str, float]:
 
     class StepTimer(TrainerCallback):  # type: ignore[misc]
         def on_step_begin(self, *a: Any, **k: Any) -> None:
+            if cuda:
+                torch.cuda.synchronize()
             self.start = time.perf_counter()
 
         def on_step_end(self, *a: Any, **k: Any) -> None:
+            if cuda:
+                torch.cuda.synchronize()  # kernels run asynchronously: wait for the step's
             steps.append(time.perf_counter() - self.start)
 
     Trainer(model=model, args=args, train_dataset=rows, callbacks=[StepTimer()]).train()
