@@ -437,8 +437,10 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
         cores = cpu_cores or 1
         per_cycle = k.cpu_flops_per_cycle.get(cpu_vector or "default", k.cpu_flops_per_cycle["default"])
         ghz = cpu_ghz or k.cpu_default_ghz
-        rate = cores * per_cycle * ghz * 1e9 * k.mfu["cpu"]
-        where = (f"{cores} CPU core(s) x {per_cycle * ghz:g} GFLOP/s peak ({cpu_vector or 'unknown SIMD'} at "
+        effective_cores = 1 + (cores - 1) * k.cpu_extra_core_efficiency  # threads scale below linearly
+        rate = effective_cores * per_cycle * ghz * 1e9 * k.mfu["cpu"]
+        where = (f"{cores} CPU core(s) ({effective_cores:g} effective) x {per_cycle * ghz:g} GFLOP/s peak "
+                 f"({cpu_vector or 'unknown SIMD'} at "
                  f"{ghz:g} GHz{'' if cpu_ghz else ', assumed'}) x {k.mfu['cpu']:.0%} utilisation")
     else:
         peak, known = k.gpu_peak_tflops(device_name or "")

@@ -599,6 +599,7 @@ class EstimatorConstants:
     cpu_flops_per_cycle: dict[str, float]
     """fp32 FLOP per cycle and core by SIMD kind (avx512, avx2, neon, default)"""
     cpu_default_ghz: float
+    cpu_extra_core_efficiency: float
     method_speed_factor: dict[str, dict[str, float]] = field(default_factory=dict)
     """device (cuda | cpu) -> method -> extra wall time beyond the FLOP count"""
     cpu_heap_retention: dict[str, float] = field(default_factory=lambda: {"default": 0.0})
@@ -641,7 +642,8 @@ def load_estimator_constants() -> EstimatorConstants:
     heap = {str(key): heap_r.get(str(key), float) for key in heap_r.data}
     if "default" not in heap:
         heap_r.fail("missing", "default")
-    t.only("mfu", "cpu_flops_per_cycle", "cpu_default_ghz", "method_speed_factor", "chars_per_token")
+    t.only("mfu", "cpu_flops_per_cycle", "cpu_default_ghz", "cpu_extra_core_efficiency", "method_speed_factor",
+           "chars_per_token")
     mfu_r, speed_r, cycle_r = t.sub("mfu"), t.sub("method_speed_factor"), t.sub("cpu_flops_per_cycle")
     mfu_r.only("cuda", "mps", "cpu")
     speed_r.only("cuda", "cpu")
@@ -662,6 +664,7 @@ def load_estimator_constants() -> EstimatorConstants:
         mfu={k: mfu_r.get(k, float) for k in ("cuda", "mps", "cpu")},
         cpu_flops_per_cycle={k: cycle_r.get(k, float) for k in ("avx512", "avx2", "neon", "default")},
         cpu_default_ghz=t.get("cpu_default_ghz", float), method_speed_factor=speed,
+        cpu_extra_core_efficiency=t.get("cpu_extra_core_efficiency", float),
         chars_per_token=t.get("chars_per_token", float), gpu_tflops=gpus,
         cpu_heap_retention=heap, cpu_heap_max_block_mb=m.get("cpu_heap_max_block_mb", float),
         cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float),
