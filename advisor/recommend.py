@@ -375,11 +375,14 @@ def recommend(inputs: Inputs) -> dict[str, Any]:
                              file=str(answers.source) if answers.source else None,
                              key="overrides.gradient_checkpointing", hint="remove it, or choose lora/qlora")
         try:
+            # every strategy at the planned length first: sharding beats truncating the examples
+            whole = fixed if "max_length" in fixed else {**fixed, "max_length": hp["max_length"]}
             fit = None
-            for scale in _scales(m, processes, machines, chosen_strategy):
-                fit = _fit(m, hp, model, device, usable, fixed, min_length, scale)
-                if fit.fits:
-                    break
+            for allowed in (whole, fixed):
+                for scale in _scales(m, processes, machines, chosen_strategy):
+                    fit = _fit(m, hp, model, device, usable, allowed, min_length, scale)
+                    if fit.fits:
+                        return hp, fit
             assert fit is not None
             return hp, fit
         except InputError as exc:  # a hand-set value the method cannot use: name it as the user wrote it

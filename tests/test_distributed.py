@@ -92,6 +92,24 @@ def test_eight_gpus_shard_a_model_that_does_not_fit_one(tmp_path: Path) -> None:
     assert fsdp["fsdp_config"]["fsdp_state_dict_type"] == "FULL_STATE_DICT"
 
 
+def test_sharding_is_preferred_to_truncating_the_examples(tmp_path: Path) -> None:
+    """One 24 GB GPU fits LoRA on an 8B model only with shorter sequences; two fit it whole with FSDP."""
+    def long_answers(gpus: int) -> Any:
+        a = answers(tmp_path, [RTX] * gpus, model="meta-llama/Llama-3.1-8B", method="lora")
+        # mostly short examples and a few of about 4000 tokens: max_length 4096 may be shortened, with a warning
+        rows = [{"instruction": f"Question {i}: " + "word " * (3000 if i < 3 else 300), "input": "",
+                 "output": "ok " * 100} for i in range(100)]
+        write_data(tmp_path / "qa.jsonl", rows)
+        return a
+
+    one = rec(long_answers(1))
+    assert any("max_length shortened" in w for w in one["warnings"])
+    two = rec(long_answers(2))
+    assert two["distributed"]["strategy"] == "fsdp" and two["memory"]["fits"]
+    assert two["hyperparameters"]["max_length"] > one["hyperparameters"]["max_length"]
+    assert not any("max_length shortened" in w for w in two["warnings"])
+
+
 def test_two_machines_get_one_launch_command_each(tmp_path: Path) -> None:
     a = answers(tmp_path, [H100] * 4, nodes=2, main_address="10.0.0.5:29400")
     plan, run = plan_and_run(tmp_path, a)
