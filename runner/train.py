@@ -196,8 +196,7 @@ def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -
 def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None,
                  on_trained: Callable[[Any, Any], None] | None = None) -> int:
     """Train the run's plan; `on_trained(model, tokenizer)` sees the trained model before it is released."""
-    rank, _, world = process_rank()
-    events = EventLog(run.events) if rank == 0 else SilentEventLog(run.events)
+    events = EventLog(run.events) if process_rank()[0] == 0 else SilentEventLog(run.events)
     if stop is None:  # not `stop or ...`: a StopFlag is falsy until a stop is requested
         stop = StopFlag(run)
     try:
