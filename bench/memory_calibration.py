@@ -69,11 +69,15 @@ CUDA_METHODS = ("full", "freeze", "lora", "dora", "qlora", "qlora8", "prefix", "
 CUDA_QUICK = [("llama-0.5B", m, 4, 512, False) for m in CUDA_METHODS] + [
     ("qwen2-1.5B", "lora", 4, 1024, False), ("qwen2-1.5B", "lora", 4, 1024, True),
     ("qwen2-1.5B", "qlora", 4, 1024, True)]
-CUDA_FULL = CUDA_QUICK + [(m, meth, b, s, gc) for m in CUDA_MODELS for meth in ("full", "lora", "qlora")
-                          for b in (1, 4) for s in (512, 1024) for gc in (False, True)]
-FULL = QUICK + [("llama-9M", meth, 8, 512, False) for meth in HELD_OUT_METHODS] + [
-    (m, meth, b, s, gc) for m in MODELS for meth in ("lora", "full") for b in (2, 8) for s in (128, 512)
+CUDA_FULL = list(dict.fromkeys(CUDA_QUICK + [
+    (m, meth, b, s, gc) for m in CUDA_MODELS for meth in ("full", "lora", "qlora") for b in (1, 4) for s in (512, 1024)
+    for gc in (False, True)]))
+CPU_MODELS = ("llama-35M", "llama-9M")
+FULL = QUICK + [(m, meth, b, s, False) for m, b, s in (("llama-9M", 8, 512), ("llama-9M", 2, 128),
+                                                       ("llama-35M", 8, 512)) for meth in HELD_OUT_METHODS] + [
+    (m, meth, b, s, gc) for m in CPU_MODELS for meth in ("lora", "full") for b in (2, 8) for s in (128, 512)
     for gc in (False, True)]
+FULL = list(dict.fromkeys(FULL))  # each case once
 
 
 def measure(case: dict[str, Any]) -> dict[str, float]:
