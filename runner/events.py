@@ -29,14 +29,18 @@ def _clean(value: Any) -> Any:
 class EventLog:
     """Appends one JSON object a line: {"t": unix seconds, "kind": ..., ...}."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, write: bool = True) -> None:
+        """write=False: events are built but not written (training processes other than the first)."""
         self.path = Path(path)
+        self.write = write
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         if kind not in KINDS:
             raise ValueError(f"unknown event kind {kind!r}")
         event = {"t": round(time.time(), 3), "kind": kind, **_clean(fields)}
+        if not self.write:
+            return event
         line = json.dumps(event, ensure_ascii=False) + "\n"
         with self.path.open("a", encoding="utf-8") as f:
             f.write(line)
@@ -44,15 +48,6 @@ class EventLog:
             if kind in ("error", "done"):
                 os.fsync(f.fileno())
         return event
-
-
-class SilentEventLog(EventLog):
-    """The event log of a training process other than the first: rank 0 alone writes events."""
-
-    def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
-        if kind not in KINDS:
-            raise ValueError(f"unknown event kind {kind!r}")
-        return {"t": round(time.time(), 3), "kind": kind, **_clean(fields)}
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:

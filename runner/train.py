@@ -18,7 +18,7 @@ from advisor.errors import InputError
 from knowledge.loader import load_methods
 from runner.data import encode_rows, prepare_splits, read_split
 from runner.distributed import process_rank
-from runner.events import EventLog, SilentEventLog
+from runner.events import EventLog
 from runner.rundir import RunDir
 
 __all__ = ["StopFlag", "last_complete_checkpoint", "oom_advice", "run_training"]
@@ -196,7 +196,7 @@ def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -
 def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None,
                  on_trained: Callable[[Any, Any], None] | None = None) -> int:
     """Train the run's plan; `on_trained(model, tokenizer)` sees the trained model before it is released."""
-    events = EventLog(run.events) if process_rank()[0] == 0 else SilentEventLog(run.events)
+    events = EventLog(run.events, write=process_rank()[0] == 0)  # the first process alone writes events
     if stop is None:  # not `stop or ...`: a StopFlag is falsy until a stop is requested
         stop = StopFlag(run)
     try:
