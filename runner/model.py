@@ -76,6 +76,25 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     return tokenizer
 
 
+def _keep_4bit_layout(model: Any) -> None:
+    """Keep bitsandbytes' 4-bit layers on their one, trainable layout on the CPU.
+
+    bitsandbytes 0.49.0 (PR #1804, "Cpu fused kernel") makes Linear4bit.forward, on CPUs with AVX512-BF16, repack
+    its weight in place for a fused bf16 kernel the first time it runs in eval mode without gradients, as the
+    Trainer's evaluation does. Three things then break (all seen with 0.49.2 and 0.50.2): the repacking reshapes
+    the block scales to [out, in // 64] and raises "shape '[128, 5]' is invalid for input of size 704" for any
+    layer whose in_features is not a multiple of the 64-element block; back in training, the packed weight goes
+    through bitsandbytes::gemv_4bit, which has no autograd kernel, so gradients through the frozen base are
+    dropped (torch warns "an autograd kernel was not registered"); and state_dict() (every checkpoint) undoes the
+    packing with a lossy "best-effort inverse" (scales rounded to bf16, double quantization redone), so the base
+    drifts from what a reload gives. The flag below is the one that forward() checks; without it every step,
+    evaluation included, dequantizes and multiplies in the compute dtype, as on 0.48 and on CUDA.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_model(name_or_path: str, *, device: str, method: str, bits: int | None, trust_remote_code: bool = False,
                gradient_checkpointing: bool = False) -> Any:
     """The base model, on `device`, quantized for QLoRA (4-bit NF4 with double quantization, or 8-bit)."""
@@ -102,6 +121,7 @@ def load_model(name_or_path: str, *, device: str, method: str, bits: int | None,
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
 
+        _keep_4bit_layout(model)
         # its default turns gradient checkpointing on; the plan decides (prefix methods never take it)
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing,

@@ -119,3 +119,38 @@ def test_a_packed_batch_gives_the_same_loss_as_a_padded_one(models: dict[str, Pa
     assert packed["input_ids"].shape == (1, 20) and "attention_mask" not in packed
     with torch.no_grad():
         assert torch.allclose(model(**padded).loss, model(**packed).loss, atol=1e-5)
+
+
+def test_4bit_layers_train_the_same_after_an_evaluation(tmp_path: Path) -> None:
+    """bitsandbytes >= 0.49 repacks a 4-bit weight for a CPU inference kernel on its first forward without
+    gradients (the Trainer's evaluation): that crashed on in_features that are not a multiple of 64 and dropped
+    gradients afterwards. An evaluation in the middle of training must change neither the layout nor a gradient."""
+    from peft import LoraConfig, get_peft_model
+
+    from runner.model import load_model
+
+    folder = build_tiny_model(tmp_path / "odd", tiny_texts()[:40], intermediate_size=96)  # down_proj: 96 inputs
+    ids = torch.tensor([[5, 17, 42, 8, 99, 23, 7, 9, 11]])
+    base = load_model(str(folder), device="cpu", method="qlora", bits=4).eval()
+    with torch.no_grad():  # raised "shape '[64, 1]' is invalid for input of size 96" with the repacking
+        assert base(input_ids=ids).logits.shape == (1, ids.shape[1], base.config.vocab_size)
+
+    def lora_grads(evaluate_first: bool) -> dict[str, Any]:
+        torch.manual_seed(0)
+        model = get_peft_model(load_model(str(folder), device="cpu", method="qlora", bits=4),
+                               LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+        if evaluate_first:
+            model.eval()
+            with torch.no_grad():
+                model(input_ids=ids)
+            model.train()
+        model(input_ids=ids, labels=ids).loss.backward()
+        packed = [m for m in model.modules() if getattr(getattr(getattr(m, "weight", None), "quant_state", None),
+                                                        "packing_format_for_cpu", False)]
+        assert not packed
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    plain, after_eval = lora_grads(False), lora_grads(True)
+    assert plain.keys() == after_eval.keys() and plain
+    for name, grad in plain.items():
+        assert torch.equal(grad, after_eval[name]), name
