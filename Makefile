@@ -1,16 +1,21 @@
-# Set-up is part of every target: a fresh machine needs only python3 (>= 3.10) and make.
+# Set-up is part of every target: a fresh machine needs only python3 (>= 3.11) and make.
+# Every package is installed at the version in requirements.lock, the set the suite last passed with.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# torch stays at the CPU wheel in every set-up: a newer or unpinned torch pulls a multi-GB CUDA build.
+TORCH := torch==2.13.0
 
-.PHONY: demo test check lint types bench clean
+.PHONY: demo test check lint types bench clean test-latest lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned: this takes the CPU wheel; an unpinned torch pulls a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c $(LOCK) pip setuptools
+	# torch first: this takes the CPU wheel
+	$(PY) -m pip install --quiet -c $(LOCK) $(TORCH)
+	# the project and its dependencies at the locked versions; no isolated build env (it would take the newest setuptools)
+	$(PY) -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[dev]'
 	touch $(STAMP)
 
 ## The main job: the offline demo (a tiny model trained and evaluated for each goal, on the CPU, offline).
@@ -33,5 +38,21 @@ check: lint types test
 bench: $(STAMP)
 	$(PY) bench/startup.py
 
+## The suite on the newest releases pyproject allows (torch stays pinned), in a venv of its own: an upgrade is
+## a deliberate step. When it passes, `make lock VENV=.venv-latest` makes that set the locked one.
+test-latest:
+	rm -rf .venv-latest && python3 -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip setuptools
+	.venv-latest/bin/python -m pip install --quiet $(TORCH)
+	.venv-latest/bin/python -m pip install --quiet --upgrade --no-build-isolation -e '.[dev]'
+	.venv-latest/bin/python -m pip freeze --all --exclude-editable > .venv-latest/versions.txt
+	diff $(LOCK) .venv-latest/versions.txt | grep '^[<>]' || true
+	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q
+
+## Write requirements.lock from a venv's installed versions (the local +cpu tag of torch is dropped).
+lock:
+	( echo "# Exact versions the test suite passed with; written by 'make lock', installed by every make target."; \
+	  $(PY) -m pip freeze --all --exclude-editable | sed -E 's/^(torch==[^+]*)\+.*/\1/' ) > $(LOCK)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) .venv-latest build *.egg-info

@@ -136,9 +136,16 @@ def _deployment_kind(method: str) -> str:
 
 
 def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]:
-    """Evaluate the run; write eval/, report.json and report.md; return the report."""
+    """Evaluate the run; write eval/, report.json and report.md; return the report. Third-party warnings and
+    logs go to eval/evaluate.log."""
+    from runner.quiet import third_party_output_to
+
     run = open_run_dir(run_dir)
-    say = progress or (lambda message: None)
+    with third_party_output_to(run.eval_log):
+        return _evaluate(run, progress or (lambda message: None))
+
+
+def _evaluate(run: RunDir, say: Any) -> dict[str, Any]:
     plan = run.read_plan()
     method = plan["method"]
     artifact = run.model if method in ("full", "freeze") else run.adapter

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from advisor.errors import InputError
 from knowledge.loader import load_methods
-from runner.rundir import open_run_dir
+from runner.rundir import RunDir, open_run_dir
 
 __all__ = ["export_merged"]
 
@@ -28,6 +29,13 @@ def export_merged(run_dir: str | Path) -> Path:
     if target.exists():
         raise InputError("already exported; not overwritten", file=str(target), hint="remove it to export again")
 
+    from runner.quiet import third_party_output_to
+
+    with third_party_output_to(run.export_log):
+        return _merge(run, plan, target)
+
+
+def _merge(run: RunDir, plan: dict[str, Any], target: Path) -> Path:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

@@ -169,15 +169,23 @@ def demo_answers(folder: Path) -> dict[str, Path]:
     return out
 
 
+def _build_assets(root: Path) -> None:
+    from runner.demo_assets import ensure_demo_assets
+    from runner.quiet import third_party_output_to
+
+    with third_party_output_to(root / "build.log"):
+        ensure_demo_assets(root)
+
+
 def demo(*, folder: str | None = None, runs_dir: str = "runs", goals: tuple[str, ...] = GOALS_IN_ORDER,
          say: Say = print, on_event: OnEvent | None = None) -> list[dict[str, Any]]:
     """Build (or reuse) the demo assets, then replay one answers file per goal. Returns one summary a goal."""
-    from runner.demo_assets import default_dir, ensure_demo_assets
+    from runner.demo_assets import default_dir
 
     root = Path(folder) if folder else default_dir()
     if not (root / "model" / "pretraining.json").is_file():
         say(f"building the demo's tiny model and datasets in {root} (about a minute, once)")
-    ensure_demo_assets(root)
+    _build_assets(root)
     files = demo_answers(root)
     results = []
     for goal in goals:
@@ -192,10 +200,10 @@ def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say 
                  on_event: OnEvent | None = None, extra: list[str] | None = None) -> dict[str, Any]:
     """The knowledge demo with the recommended method and two alternatives, compared on the same split."""
     from runner.compare import compare_runs
-    from runner.demo_assets import default_dir, ensure_demo_assets
+    from runner.demo_assets import default_dir
 
     root = Path(folder) if folder else default_dir()
-    ensure_demo_assets(root)
+    _build_assets(root)
     answers = load_answers(demo_answers(root)["knowledge"])
     runs = []
     for method, settings in (("lora", []), ("p_tuning_v2", ["overrides.learning_rate=0.03"]),

@@ -59,6 +59,15 @@ class RunDir:
         return self.path / "worker.log"
 
     @property
+    def eval_log(self) -> Path:
+        """Third-party output of the evaluation (warnings, library logs), kept off the terminal."""
+        return self.path / "eval" / "evaluate.log"
+
+    @property
+    def export_log(self) -> Path:
+        return self.path / "export.log"
+
+    @property
     def stop_request(self) -> Path:
         """Creating this file asks the training process to checkpoint and stop (the TUI's Stop action)."""
         return self.path / "STOP"

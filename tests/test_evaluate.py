@@ -109,3 +109,7 @@ def test_evaluate_json_prints_only_json(trained: Path) -> None:
     result = subprocess.run([str(script), "evaluate", str(trained), "--json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "verdict" in json.loads(result.stdout) and "generating" in result.stderr
+    # third-party warnings, log records and progress bars go to the log file, never to the terminal
+    ours = ("base model: ", "tuned model: ", "merged model: ", "report: ")
+    assert all(line.startswith(ours) for line in result.stderr.splitlines()), result.stderr
+    assert (trained / "eval" / "evaluate.log").is_file()
