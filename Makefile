@@ -1,5 +1,6 @@
 # Set-up is part of every target: a fresh machine needs only python3 (>= 3.11) and make.
 # Every package is installed at the version in requirements.lock, the set the suite last passed with.
+SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -7,7 +8,7 @@ LOCK := requirements.lock
 # torch stays at the CPU wheel in every set-up: a newer or unpinned torch pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test check lint types bench clean test-latest lock
+.PHONY: demo test check lint types layers bench clean test-latest lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,7 +33,11 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(VENV)/bin/mypy
 
-check: lint types test
+## The layers of ARCHITECTURE.md (import-linter contracts in pyproject.toml).
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+check: lint types layers test
 
 ## Start-up times of the pure commands against bare Python.
 bench: $(STAMP)
@@ -46,7 +51,7 @@ test-latest:
 	.venv-latest/bin/python -m pip install --quiet $(TORCH)
 	.venv-latest/bin/python -m pip install --quiet --upgrade --no-build-isolation -e '.[dev]'
 	.venv-latest/bin/python -m pip freeze --all --exclude-editable > .venv-latest/versions.txt
-	diff $(LOCK) .venv-latest/versions.txt | grep '^[<>]' || true
+	sed -E 's/^(torch==[^+]*)\+.*/\1/' .venv-latest/versions.txt | diff <(grep -v '^#' $(LOCK)) - || true
 	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q
 
 ## Write requirements.lock from a venv's installed versions (the local +cpu tag of torch is dropped).

@@ -9,10 +9,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
+from knowledge.errors import InputError
 
 __all__ = ["main", "build_parser"]
 
@@ -30,7 +29,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     answers = load_answers(args.answers)
     result = recommend(gather_inputs(answers, allow_network=not args.offline))
     if args.json:
-        _print_json(result)
+        _print_json(result.to_json())
     else:
         from advisor.render import print_recommendation
 
@@ -118,36 +117,22 @@ def _follow(run_path: str, proc: Any = None, *, stop_on_interrupt: bool) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from runner.launch import create_run, start_worker, wait_for_exit_after_done
-    from runner.rundir import open_run_dir
+    from advisor.runs import resume_run, start_run
 
     if args.resume:
-        run = open_run_dir(args.resume)
-        wait_for_exit_after_done(run)
-        if run.worker_alive():
-            raise InputError("this run is still training", file=args.resume,
-                             hint=f"follow it with: finetune-advisor attach {args.resume}")
-        run.stop_request.unlink(missing_ok=True)
-        proc = start_worker(run, resume=True)
+        started = resume_run(args.resume)
     else:
         if not args.answers:
             raise InputError("give --answers A.yaml, or --resume RUN_DIR")
         from advisor.answers import load_answers
-        from runner.pipeline import plan_run
 
-        answers = load_answers(args.answers)
-        recommendation, plan = plan_run(answers, allow_network=not args.offline)
-        run = create_run(answers, recommendation, plan, args.runs_dir)
-        proc = start_worker(run)
-    print(f"run directory: {run.path}")
-    from runner.distributed import launch_summary
-
-    for line in launch_summary(run.read_plan(), run.path):
+        started = start_run(load_answers(args.answers), args.runs_dir, allow_network=not args.offline)
+    for line in started.lines:
         print(line)
     if args.detach:
-        print(f"training in the background; follow it with: finetune-advisor attach {run.path}")
+        print(f"training in the background; follow it with: finetune-advisor attach {started.run.path}")
         return 0
-    return _follow(str(run.path), proc, stop_on_interrupt=True)
+    return _follow(str(started.run.path), started.proc, stop_on_interrupt=True)
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -161,15 +146,17 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from runner.evaluate import evaluate_run
+    from runner.report import summary_lines
+    from runner.rundir import RunDir
 
     out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the JSON
     report = evaluate_run(args.run_dir, progress=lambda message: print(message, file=out, flush=True))
     if args.json:
-        _print_json({k: report[k] for k in ("verdict", "primary_metric", "significant", "metrics", "scorecard")})
+        data = report.to_json()
+        _print_json({k: data[k] for k in ("verdict", "primary_metric", "significant", "metrics", "scorecard")})
     else:
-        primary = report["metrics"][report["primary_metric"]]
-        print(primary["sentence"])
-        print(report["verdict"])
+        for line in summary_lines(report, RunDir(args.run_dir))[:2]:
+            print(line)
     return 0
 
 
@@ -189,8 +176,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from advisor.answers import load_answers
+    from advisor.pipeline import apply_settings, replay, summary
     from advisor.progress import EventPrinter
-    from runner.pipeline import apply_settings, replay, summary
 
     answers = apply_settings(load_answers(args.answers), args.method, args.set or [])
     out = sys.stderr if args.json else sys.stdout
@@ -205,28 +192,30 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     allow_network=not args.offline, say=say, on_event=printer)
     printer.close()
     if args.dry_run:
+        plan = result.plan.to_json()
         if args.json:
-            _print_json({"recommendation": result["recommendation"], "plan": result["plan"]})
+            _print_json({"recommendation": result.recommendation.to_json(), "plan": plan})
         else:
             from advisor.render import print_recommendation
 
-            print_recommendation(result["recommendation"])
+            print_recommendation(result.recommendation)
             print("\nplan (dry run: nothing was trained):")
-            print(json.dumps({k: result["plan"][k] for k in ("method", "hyperparameters", "training")}, indent=2))
+            print(json.dumps({k: plan[k] for k in ("method", "hyperparameters", "training")}, indent=2))
         return 0
     if args.json:
         _print_json(summary(result))
-    elif result["report"]:
-        report = result["report"]
-        print(report["metrics"][report["primary_metric"]]["sentence"])
-        print(f"verdict: {report['verdict']}")
-        print(f"report: {Path(result['run']) / 'report.md'}")
-    return int(result["exit_code"])
+    elif result.report is not None and result.run is not None:
+        from runner.report import summary_lines
+        from runner.rundir import RunDir
+
+        for line in summary_lines(result.report, RunDir(result.run)):
+            print(line)
+    return result.exit_code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from advisor.pipeline import demo, demo_compare
     from advisor.progress import EventPrinter
-    from runner.pipeline import demo, demo_compare
 
     printer = EventPrinter()
 
@@ -275,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_recommend)
 
-    from advisor.answers import OPTIMIZERS
-    from knowledge.loader import DISTRIBUTED_STRATEGIES, RUNNABLE_METHODS
+    from knowledge import DISTRIBUTED_STRATEGIES, OPTIMIZERS, RUNNABLE_METHODS
 
     p = sub.add_parser("estimate", help="memory and time estimate for one configuration")
     p.add_argument("--model", required=True, metavar="PATH_OR_ID", help="a model folder or hub id")
@@ -286,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--bits", type=int, choices=(4, 8, 16, 32), help="base weight storage (default: 4 for qlora, "
                    "16 on a GPU, 32 on the CPU)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adamw")
     p.add_argument("--lora-rank", type=_positive, default=16, metavar="R")
     p.add_argument("--lora-targets", default="all-linear", metavar="q_proj,v_proj|all-linear")
     p.add_argument("--num-virtual-tokens", type=_positive, default=20, metavar="N")
@@ -392,7 +380,7 @@ def run_app(answers_path: str | None, run_dir: str | None = None, runs_dir: str 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from knowledge.loader import KnowledgeError
+    from knowledge import KnowledgeError
 
     if args.command is None:
         import os

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge.loader import Threshold, load_decision_table, load_scorecard
+from knowledge import Threshold, load_decision_table, load_scorecard
 
 __all__ = ["SECTIONS", "render_decision_table", "render_scorecard", "update"]
 

@@ -25,19 +25,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from advisor.errors import InputError
 from advisor.model_profile import ModelProfile
-from knowledge.loader import RUNNABLE_METHODS, load_distributed, load_estimator_constants, load_methods
+from knowledge import (
+    OPTIMIZERS,
+    RUNNABLE_METHODS,
+    load_distributed,
+    load_estimator_constants,
+    load_methods,
+    method_card,
+)
+from knowledge.errors import InputError
 
 __all__ = ["EstimateConfig", "MemoryEstimate", "TimeEstimate", "default_bits", "estimate_memory",
-           "estimate_time", "lora_target_modules", "trainable_params", "OPTIMIZERS"]
+           "estimate_time", "lora_target_modules", "trainable_params"]
 
 GB = 1e9
-#: Optimizer state bytes per trainable parameter, as a function of the parameter's own bytes.
-OPTIMIZERS = ("adamw", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd")
-LORA_METHODS = ("lora", "dora", "qlora")
-PREFIX_METHODS = ("prefix", "p_tuning_v2")
-INPUT_PROMPT_METHODS = ("prompt_tuning", "p_tuning")
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,12 @@ class TimeEstimate:
 
 
 def default_bits(method: str, device: str) -> int:
-    if method == "qlora":
-        return 4
-    return 16 if device in ("cuda", "mps") else 32
+    """Storage bits of the base weights: the card's (4 for QLoRA), else 16 on a CUDA GPU and 32 on the CPU and
+    MPS, where the runner trains in fp32 (runner/model.py compute_dtype_name)."""
+    card = method_card(method)
+    if card.quantized:
+        return int(card.defaults["bits"])
+    return 16 if device == "cuda" else 32
 
 
 def _check(profile: ModelProfile, cfg: EstimateConfig) -> None:
@@ -140,9 +145,9 @@ def _check(profile: ModelProfile, cfg: EstimateConfig) -> None:
             raise InputError(f"{cfg.method} cannot be sharded with {cfg.strategy}: its quantized base weights "
                              "cannot be split", key="distributed", hint="use ddp (each GPU holds the 4-bit model)")
     bits = cfg.bits or default_bits(cfg.method, cfg.device)
-    if cfg.method == "qlora" and bits not in (4, 8):
+    if method_card(cfg.method).quantized and bits not in (4, 8):
         raise InputError(f"QLoRA quantizes the base to 4 or 8 bits, not {bits}", key="bits")
-    if cfg.method in ("full", "freeze") and bits in (4, 8):
+    if method_card(cfg.method).full_model and bits in (4, 8):
         raise InputError(f"{cfg.method} fine-tuning cannot train quantized {bits}-bit weights", key="bits",
                          hint="use qlora to train over a quantized base")
     if cfg.method == "freeze" and cfg.freeze_trainable_layers > profile.num_layers:
@@ -178,11 +183,12 @@ def trainable_params(profile: ModelProfile, cfg: EstimateConfig) -> int:
         return profile.total_params
     if m == "freeze":
         return cfg.freeze_trainable_layers * (profile.block_linear_params + profile.block_other_params)
-    if m in LORA_METHODS:
+    card = method_card(m)
+    if card.lora_like:
         per_block = sum(cfg.lora_rank * (fin + fout) + (fout if m == "dora" else 0)
                         for _, _, fin, fout in lora_target_modules(profile, cfg.lora_targets))
         return layers * per_block
-    if m in PREFIX_METHODS:
+    if card.deep_prompts:
         width = profile.kv_dim  # peft: head_dim x KV heads for grouped-query models
         kv_all = layers * 2 * width
         if m == "p_tuning_v2":  # PrefixTuningConfig(prefix_projection=False): one embedding per layer and K/V
@@ -214,7 +220,7 @@ def _block_activation_bytes(profile: ModelProfile, cfg: EstimateConfig, trainabl
     q = profile.q_dim
     experts = profile.experts_per_token
     lora = set()
-    if cfg.method in LORA_METHODS:
+    if method_card(cfg.method).lora_like:
         lora = {name for name, *_ in lora_target_modules(profile, cfg.lora_targets)}
     lora_copy = c if c != 4 else 0  # fp32 base: no cast, LoRA shares the input tensor
     total = 0.0
@@ -264,7 +270,8 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
     c = 2 if bits <= 16 and on_gpu else 4          # compute dtype bytes: bf16/fp16 on a GPU, fp32 on the CPU
     assumptions: list[str] = []
     layers, v = profile.num_layers, profile.vocab_size
-    tokens = cfg.batch_size * (cfg.seq_len + (cfg.num_virtual_tokens if m in INPUT_PROMPT_METHODS else 0))
+    card = method_card(m)
+    tokens = cfg.batch_size * (cfg.seq_len + (cfg.num_virtual_tokens if card.input_prompts else 0))
 
     # ---- weights
     quantizable = layers * profile.block_linear_params
@@ -287,7 +294,7 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
 
     # ---- trainable parameters, gradients, optimizer
     n_train = trainable_params(profile, cfg)
-    if m in ("full", "freeze"):
+    if card.full_model:
         p_bytes = bits / 8
         trainable_bytes = 0.0  # the trained weights are part of the base weights above
     else:
@@ -340,7 +347,7 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         block_acts = tokens * saving_layers * per_block
     final_norm = tokens * (4 * profile.hidden_size + (c * profile.hidden_size if trainable_weights else 0))
     prefix_kv = 0.0
-    if m in PREFIX_METHODS:  # the prefix keys/values, and the attention reading them (per sequence)
+    if card.deep_prompts:  # the prefix keys/values, and the attention reading them (per sequence)
         prefix_kv = cfg.batch_size * cfg.num_virtual_tokens * layers * (2 * profile.kv_dim + 2 * profile.q_dim) * c
     logits = tokens * v * k.logits_bytes_per_element
     head_grad = v * profile.hidden_size * p_bytes if trainable_weights else 0.0
@@ -415,7 +422,7 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
     _check(profile, cfg)
     k = load_estimator_constants()
     m = cfg.method
-    seq = cfg.seq_len + (cfg.num_virtual_tokens if m in INPUT_PROMPT_METHODS else 0)
+    seq = cfg.seq_len + (cfg.num_virtual_tokens if method_card(m).input_prompts else 0)
     mlp_kinds = ("gate", "up", "gate_up", "down")
     active_block = sum(fin * fout * (profile.experts_per_token if kind in mlp_kinds else 1)
                        for _, kind, fin, fout in profile.unique_modules())

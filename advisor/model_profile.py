@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
-from knowledge.loader import Architecture, load_architectures, load_model_catalog
+from knowledge import Architecture, load_architectures, load_model_catalog
+from knowledge.errors import InputError
 
-__all__ = ["ModelProfile", "hub_unreachable", "in_hub_cache", "profile_model", "profile_from_config",
-           "profile_from_params"]
+__all__ = ["ModelProfile", "check_model_source", "hub_unreachable", "in_hub_cache", "profile_model",
+           "profile_from_config", "profile_from_params"]
 
 _ALL_KINDS = ("q", "k", "v", "o", "qkv", "gate", "up", "gate_up", "down")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$|^[A-Za-z0-9][\w.\-]*$")
@@ -271,3 +271,33 @@ def profile_model(name_or_path: str, params_b: float | None = None, *, allow_net
                                        *profile.notes])
     raise InputError(f"cannot read the config of {name_or_path!r} ({why})", key="model.name_or_path",
                      hint="download the model to a folder and give its path, or set model.params_b")
+
+
+def check_model_source(name_or_path: str) -> None:
+    """Fail early, with exit 2, for a model that cannot be trained: a hub id that is neither cached nor
+    reachable; a local folder with no config, no weights, pickle-only weights, or no tokenizer."""
+    path = Path(name_or_path)
+    if not path.exists():
+        why = None if in_hub_cache(name_or_path) else hub_unreachable()
+        if why:
+            raise InputError(f"the model is not downloaded here and cannot be fetched ({why})", file=name_or_path,
+                             key="model.name_or_path",
+                             hint="download it where there is a network (huggingface-cli download NAME --local-dir "
+                                  "DIR), copy DIR here, and give its path")
+        return
+    if not path.is_dir():
+        raise InputError("a model must be a folder (save_pretrained) or a hub id", file=name_or_path)
+    if not (path / "config.json").is_file():
+        raise InputError("the model folder has no config.json", file=name_or_path,
+                         hint="point to a folder written by save_pretrained")
+    if not any(path.glob("*.safetensors")):
+        pickles = list(path.glob("*.bin")) + list(path.glob("*.pt"))
+        if pickles:
+            raise InputError("the model folder has only pickle weights (.bin); this tool loads safetensors only, "
+                             "which cannot run code when loaded", file=name_or_path,
+                             hint="convert: model.save_pretrained(folder, safe_serialization=True)")
+        raise InputError("the model folder has no weights (*.safetensors)", file=name_or_path,
+                         hint="was the download complete? save_pretrained writes model.safetensors")
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
+        raise InputError("the model folder has no tokenizer", file=name_or_path,
+                         hint="save the tokenizer next to the model: tokenizer.save_pretrained(folder)")

@@ -8,8 +8,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from advisor.data_probe import DataProfile, Problem
+from advisor.data_probe import DataProfile
 from advisor.hardware import Hardware
+from advisor.recommend import Recommendation
+from runner.records import Problem
 
 __all__ = ["duration", "memory_bar", "print_data_profiles", "print_estimate", "print_hardware", "print_recommendation"]
 
@@ -55,25 +57,25 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def print_recommendation(rec: dict[str, Any]) -> None:
+def print_recommendation(rec: Recommendation) -> None:
     con = _console()
-    mem, time = rec["memory"], rec["time"]
+    mem, time = rec.memory, rec.time
     fits = "[green]fits[/]" if mem["fits"] else "[red]does not fit[/]"
-    con.print(f"[bold]Recommended: {rec['method_name']}[/] ([cyan]{rec['method']}[/]) for "
-              f"{rec['model']['name']} ({rec['model']['params_b']:g}B) on {rec['hardware']['device']}")
-    con.print(f"  trains {rec['trainable_params']:,} parameters ({rec['trainable_percent']:g}% of the model)")
+    con.print(f"[bold]Recommended: {rec.method_name}[/] ([cyan]{rec.method}[/]) for "
+              f"{rec.model['name']} ({rec.model['params_b']:g}B) on {rec.hardware['device']}")
+    con.print(f"  trains {rec.trainable_params:,} parameters ({rec.trainable_percent:g}% of the model)")
     con.print("\n[bold]Why[/]")
-    for reason in rec["reasons"]:
+    for reason in rec.reasons:
         con.print(f"  • {escape(reason)}")
     con.print("\n[bold]Settings[/]")
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
     table.add_column("setting")
     table.add_column("value", justify="right")
     table.add_column("advised")
-    for key, value in rec["hyperparameters"].items():
+    for key, value in rec.hyperparameters.items():
         if value is None:
             continue
-        rng = rec["advised_ranges"].get(key)
+        rng = rec.advised_ranges.get(key)
         table.add_row(key, _fmt(value), f"{rng[0]:g} – {rng[1]:g}" if rng else "")
     con.print(table)
     con.print(f"\n[bold]Memory[/]  {mem['summary']}: {fits}")
@@ -83,21 +85,21 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     if processes_line(rec):
         con.print(f"\n[bold]Processes[/]  {escape(processes_line(rec))}")
     con.print(f"\n[bold]Time[/]  {duration(time['estimated_hours'])}  [dim]({escape(time['basis'])})[/]")
-    if rec["alternatives"]:
+    if rec.alternatives:
         con.print("\n[bold]Alternatives[/]")
-        for alt in rec["alternatives"]:
+        for alt in rec.alternatives:
             fit = "" if alt["fits"] else ", [red]does not fit[/]"
             con.print(f"  • [cyan]{alt['method']}[/] ({alt['estimated_gb']:g} GB{fit}): {escape(alt['why_not'])}")
-    if rec["warnings"]:
+    if rec.warnings:
         con.print("\n[bold yellow]Warnings[/]")
-        for warning in rec["warnings"]:
+        for warning in rec.warnings:
             con.print(f"  ! {escape(warning)}")
-    con.print(f"\n[dim]rules applied: {', '.join(rec['rules_applied'])}; serving: {rec['serving']['note']}[/]")
+    con.print(f"\n[dim]rules applied: {', '.join(rec.rules_applied)}; serving: {rec.serving['note']}[/]")
 
 
-def processes_line(rec: dict[str, Any]) -> str:
+def processes_line(rec: Recommendation) -> str:
     """How training is spread over processes, or '' for one process."""
-    dist = rec.get("distributed") or {}
+    dist = rec.distributed or {}
     if int(dist.get("processes", 1)) <= 1:
         return ""
     machines = f" x {dist['nodes']} machines" if dist["nodes"] > 1 else ""

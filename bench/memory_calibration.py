@@ -117,9 +117,13 @@ def measure(case: dict[str, Any]) -> dict[str, float]:
     model.config.use_cache = False
     arch_modules = {"q_proj": "q", "k_proj": "k", "v_proj": "v", "o_proj": "o", "gate_proj": "gate",
                     "up_proj": "up", "down_proj": "down"}
-    plan = {"method": method, "model": {"modules": arch_modules},
-            "hyperparameters": {"lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.0, "lora_targets": "all-linear",
-                                "num_virtual_tokens": 20, "freeze_trainable_layers": 2}}
+    from knowledge import method_card
+    from runner.plan import Plan, PlanData, PlanModel
+
+    plan = Plan(goal="knowledge", method=method, method_family=method_card(method).family,
+                model=PlanModel("calibration", modules=arch_modules), data=PlanData("none"),
+                hyperparameters={"lora_rank": 16, "lora_alpha": 32, "lora_dropout": 0.0, "lora_targets": "all-linear",
+                                 "num_virtual_tokens": 20, "freeze_trainable_layers": 2})
     model = apply_method(model, plan)
     ids = torch.randint(10, 1000, (case["seq"],)).tolist()
     rows = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": ids} for _ in range(case["batch"] * 4)]

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/startup.py [--runs N]
 
-Prints the median wall time of each command and its ratio to `python -c pass`. The goal (issue 2):
+Prints the median wall time of each command and its ratio to `python -c pass`. The goal:
 `finetune-advisor recommend` answers in under 0.5 s, which it can only do if it imports no torch.
 """
 

@@ -66,10 +66,10 @@ def plain_script(model_dir: Path, data: Path, steps: int, out: Path) -> float:
 
 def runner(model_dir: Path, data: Path, steps: int, out: Path, packing: bool) -> float:
     from advisor.answers import answers_from_dict
+    from advisor.plan import make_plan
     from advisor.recommend import gather_inputs, recommend
+    from advisor.runs import create_run
     from runner.events import read_events
-    from runner.launch import create_run
-    from runner.plan import make_plan
     from runner.train import run_training
 
     raw = {"version": 1, "goal": "knowledge", "data": {"path": str(data)}, "model": {"name_or_path": str(model_dir)},
@@ -80,8 +80,8 @@ def runner(model_dir: Path, data: Path, steps: int, out: Path, packing: bool) ->
     answers = answers_from_dict(raw)
     rec = recommend(gather_inputs(answers, detect=False, allow_network=False))
     plan = make_plan(answers, rec)
-    plan["data"]["split"] = {"validation": 0.0, "test": 0.1}  # no evaluation inside the timed loop
-    plan["training"]["logging_steps"] = int(os.environ.get("BENCH_LOGGING_STEPS", plan["training"]["logging_steps"]))
+    plan.data.split = {"validation": 0.0, "test": 0.1}  # no evaluation inside the timed loop
+    plan.training.logging_steps = int(os.environ.get("BENCH_LOGGING_STEPS", plan.training.logging_steps))
     run = create_run(answers, rec, plan, str(out))
     assert run_training(run) == 0
     done = read_events(run.events)[-1]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
+from knowledge.errors import InputError
 from runner.metrics import BINARY
+from runner.report import read_report
+from runner.review import read_predictions
 from runner.rundir import RunDir, open_run_dir
 from runner.stats import cochran_q, friedman, holm, paired_binary, paired_continuous
 
@@ -18,15 +19,14 @@ __all__ = ["compare_runs"]
 
 
 def _split_digest(run: RunDir) -> str:
-    path = run.data / "test.jsonl"
+    path = run.split("test")
     if not path.is_file():
         raise InputError("the run has no saved test split", file=str(run.path), hint="train it first")
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _scores(run: RunDir, which: str, metric: str) -> list[float]:
-    lines = (run.path / "eval" / f"predictions-{which}.jsonl").read_text(encoding="utf-8").splitlines()
-    return [float(json.loads(line)["scores"][metric]) for line in lines if line.strip()]
+    return [float(record["scores"][metric]) for record in read_predictions(run, which)]
 
 
 def compare_runs(run_dirs: list[str], *, progress: Any = None) -> dict[str, Any]:
@@ -41,21 +41,21 @@ def compare_runs(run_dirs: list[str], *, progress: Any = None) -> dict[str, Any]
                          hint="compare only runs trained on the same data with the same seed (or the same test_path)")
     reports = []
     for run in runs:
-        if not (run.path / "report.json").is_file():
+        if not run.report_json.is_file():
             from runner.evaluate import evaluate_run
 
             if progress:
                 progress(f"evaluating {run.path} first")
             evaluate_run(run.path, progress=progress)
-        reports.append(json.loads((run.path / "report.json").read_text(encoding="utf-8")))
-    metrics = {r["primary_metric"] for r in reports}
+        reports.append(read_report(run))
+    metrics = {r.primary_metric for r in reports}
     if len(metrics) > 1:
         raise InputError(f"the runs are scored with different primary metrics ({', '.join(sorted(metrics))})",
                          hint="set the same evaluation.metric in their answers")
     metric = metrics.pop()
     binary = metric in BINARY
     test = paired_binary if binary else paired_continuous
-    names = [f"{r['method']} ({Path(r['run']).name})" for r in reports]
+    names = [f"{r.method} ({Path(r.run).name})" for r in reports]
     tuned = [_scores(run, "tuned", metric) for run in runs]
 
     vs_base = [test(_scores(run, "base", metric), t) for run, t in zip(runs, tuned, strict=True)]
@@ -70,10 +70,9 @@ def compare_runs(run_dirs: list[str], *, progress: Any = None) -> dict[str, Any]
                    "sentence": result.sentence}
     return {
         "metric": metric, "kind": "binary" if binary else "continuous", "test_examples": len(tuned[0]),
-        "runs": [{"name": n, "run": r["run"], "method": r["method"], "base": v.base_mean, "tuned": v.tuned_mean,
+        "runs": [{"name": n, "run": r.run, "method": r.method, "base": v.base_mean, "tuned": v.tuned_mean,
                   "effect": v.effect, "ci": [v.ci_low, v.ci_high], "p_value": v.p_value, "p_holm": ph,
-                  "scorecard_total": r["scorecard"]["total"], "ready": r["scorecard"]["ready"],
-                  "verdict": r["verdict"]}
+                  "scorecard_total": r.scorecard["total"], "ready": r.scorecard["ready"], "verdict": r.verdict}
                  for n, r, v, ph in zip(names, reports, vs_base, vs_base_holm, strict=True)],
         "omnibus": omnibus,
         "pairwise": [{"a": names[i], "b": names[j], "effect_b_minus_a": r.effect, "ci": [r.ci_low, r.ci_high],

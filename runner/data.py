@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from advisor.data_probe import Problem, detect_layout, read_records, to_messages
-from advisor.errors import InputError
+from knowledge.errors import InputError
+from runner.plan import Plan
+from runner.records import Problem, layout_of, read_records, to_messages
 from runner.rundir import RunDir
 
 __all__ = ["EncodeStats", "PLAIN_HEADERS", "encode_rows", "load_rows", "prepare_splits", "prompt_and_reference",
@@ -48,11 +49,7 @@ def load_rows(path: str, layout: str | None) -> tuple[list[dict[str, Any]], str]
             problems.append(Problem("not_an_object", f"expected a JSON object, got {type(record).__name__}", number))
             continue
         if layout is None:
-            layout = detect_layout(record)
-            if layout is None:
-                raise InputError(f"cannot tell the layout from the fields of the first example "
-                                 f"({', '.join(sorted(record)[:8])})", file=path, line=number,
-                                 hint="use alpaca, sharegpt, messages or text; see README")
+            layout = layout_of(record, path, number)
         try:
             messages = to_messages(record, layout)
         except ValueError as exc:
@@ -87,9 +84,7 @@ def _hub_rows(name: str, layout: str | None) -> tuple[list[dict[str, Any]], str]
                          key="data.path", hint="download it to a local file and give its path") from None
     rows: list[dict[str, Any]] = []
     for i, record in enumerate(ds):
-        layout = layout or detect_layout(record)
-        if layout is None:
-            raise InputError(f"cannot tell the layout of {name!r} from its fields", key="data.path")
+        layout = layout or layout_of(record, name, i + 1)
         try:
             messages = to_messages(record, layout)
         except ValueError as exc:
@@ -104,38 +99,38 @@ def _split_counts(n: int, fraction: float) -> int:
     return 0 if fraction <= 0 or n < 3 else max(1, round(n * fraction))
 
 
-def prepare_splits(plan: dict[str, Any], run: RunDir) -> dict[str, int]:
+def prepare_splits(plan: Plan, run: RunDir) -> dict[str, int]:
     """Write data/train.jsonl, validation.jsonl and test.jsonl once (a resumed run reuses them)."""
     names = ("train", "validation", "test")
-    if all((run.data / f"{n}.jsonl").exists() for n in names):
+    if all(run.split(n).exists() for n in names):
         return {n: len(read_split(run, n)) for n in names}
-    data = plan["data"]
-    rows, layout = load_rows(data["path"], data["layout"])
-    validation = load_rows(data["validation_path"], data["layout"])[0] if data["validation_path"] else None
-    test = load_rows(data["test_path"], data["layout"])[0] if data["test_path"] else None
+    data = plan.data
+    rows, layout = load_rows(data.path, data.layout)
+    validation = load_rows(data.validation_path, data.layout)[0] if data.validation_path else None
+    test = load_rows(data.test_path, data.layout)[0] if data.test_path else None
     order = list(range(len(rows)))
-    random.Random(plan["seed"]).shuffle(order)
+    random.Random(plan.seed).shuffle(order)
     shuffled = [rows[i] | {"source_index": i} for i in order]
     if test is None:
-        k = _split_counts(len(rows), data["split"]["test"])
+        k = _split_counts(len(rows), data.split["test"])
         test, shuffled = shuffled[:k], shuffled[k:]
     if validation is None:
-        k = _split_counts(len(rows), data["split"]["validation"])
+        k = _split_counts(len(rows), data.split["validation"])
         validation, shuffled = shuffled[:k], shuffled[k:]
     if not shuffled:
         raise InputError("no examples are left for training after the validation and test splits",
-                         file=data["path"], hint="add examples")
+                         file=data.path, hint="add examples")
     run.data.mkdir(parents=True, exist_ok=True)
     for name, part in zip(names, (shuffled, validation, test), strict=True):
-        tmp = run.data / f"{name}.jsonl.tmp"
+        tmp = run.split(name).with_suffix(".jsonl.tmp")
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
-        tmp.replace(run.data / f"{name}.jsonl")
+        tmp.replace(run.split(name))
     (run.data / "layout.txt").write_text(layout + "\n")
     return {"train": len(shuffled), "validation": len(validation), "test": len(test)}
 
 
 def read_split(run: RunDir, name: str) -> list[dict[str, Any]]:
-    path = run.data / f"{name}.jsonl"
+    path = run.split(name)
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

@@ -74,7 +74,7 @@ def demo_corpus(seed: int = 0) -> list[str]:
     lines = [s for s in SENTENCES.splitlines() if s]
     lines += [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(PLACES)}."
               for _ in range(400)]
-    from knowledge.loader import load_methods
+    from knowledge import load_methods
 
     for card in load_methods().values():
         lines += [f"{card.name} trains {card.trains}."]

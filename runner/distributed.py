@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from knowledge.loader import load_distributed
+from knowledge import load_distributed
+from runner.plan import Plan
 
 __all__ = ["accelerate_config", "deepspeed_config", "launch_commands", "write_launch_files", "is_distributed",
            "main_host_port", "process_rank", "launch_summary"]
@@ -30,8 +31,8 @@ FSDP_SHARDING = {"fsdp": "FULL_SHARD", "fsdp_grad_op": "SHARD_GRAD_OP"}
 ZERO_STAGE = {"deepspeed_zero2": 2, "deepspeed_zero3": 3}
 
 
-def is_distributed(plan: dict[str, Any]) -> bool:
-    return int(plan.get("distributed", {}).get("processes", 1)) > 1
+def is_distributed(plan: Plan) -> bool:
+    return int(plan.distributed.get("processes", 1)) > 1
 
 
 def main_host_port(dist: dict[str, Any]) -> tuple[str, int]:
@@ -52,9 +53,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def accelerate_config(plan: dict[str, Any], *, deepspeed_file: str | None = None) -> dict[str, Any]:
+def accelerate_config(plan: Plan, *, deepspeed_file: str | None = None) -> dict[str, Any]:
     """The accelerate config (as `accelerate config` writes it) for machine 0 of the plan's run."""
-    dist = plan["distributed"]
+    dist = plan.distributed
     strategy = dist.get("strategy") or "ddp"
     host, port = main_host_port(dist)
     nodes, processes = int(dist["nodes"]), int(dist["processes"])
@@ -102,9 +103,9 @@ def accelerate_config(plan: dict[str, Any], *, deepspeed_file: str | None = None
     return config
 
 
-def deepspeed_config(plan: dict[str, Any]) -> dict[str, Any]:
+def deepspeed_config(plan: Plan) -> dict[str, Any]:
     """A DeepSpeed config whose batch and precision settings defer to the trainer ("auto")."""
-    stage = ZERO_STAGE[plan["distributed"]["strategy"]]
+    stage = ZERO_STAGE[plan.distributed["strategy"]]
     zero: dict[str, Any] = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True,
                             "reduce_bucket_size": "auto"}
     if stage == 3:
@@ -115,10 +116,10 @@ def deepspeed_config(plan: dict[str, Any]) -> dict[str, Any]:
             "bf16": {"enabled": "auto"}, "fp16": {"enabled": "auto"}}
 
 
-def launch_commands(plan: dict[str, Any], run_dir: str | Path, *, python: str = "python",
+def launch_commands(plan: Plan, run_dir: str | Path, *, python: str = "python",
                     resume: bool = False) -> list[list[str]]:
     """One `accelerate launch` command a machine (machine 0 first), each running the training worker."""
-    dist = plan["distributed"]
+    dist = plan.distributed
     run = Path(run_dir).resolve()
     config = run / "accelerate_config.yaml"
     host, port = main_host_port(dist)
@@ -133,10 +134,10 @@ def launch_commands(plan: dict[str, Any], run_dir: str | Path, *, python: str = 
     return commands
 
 
-def write_launch_files(plan: dict[str, Any], run_dir: str | Path, *, python: str = "python") -> list[list[str]]:
+def write_launch_files(plan: Plan, run_dir: str | Path, *, python: str = "python") -> list[list[str]]:
     """accelerate_config.yaml (and deepspeed_config.json) plus launch.sh in the run directory; the commands."""
     run = Path(run_dir).resolve()
-    strategy = plan["distributed"].get("strategy") or "ddp"
+    strategy = plan.distributed.get("strategy") or "ddp"
     deepspeed_file = None
     if strategy in ZERO_STAGE:
         deepspeed_file = str(run / "deepspeed_config.json")
@@ -164,11 +165,11 @@ def process_rank() -> tuple[int, int, int]:
     return env("RANK", 0), env("LOCAL_RANK", 0), env("WORLD_SIZE", 1)
 
 
-def launch_summary(plan: dict[str, Any], run_dir: str | Path) -> list[str]:
+def launch_summary(plan: Plan, run_dir: str | Path) -> list[str]:
     """What `train` tells the user about a run on several processes: how, where, and the other machines' commands."""
     if not is_distributed(plan):
         return []
-    dist = plan["distributed"]
+    dist = plan.distributed
     run = Path(run_dir).resolve()
     strategy = load_distributed().strategies[dist.get("strategy") or "ddp"]
     lines = [f"{dist['processes']} training processes ({strategy.name}) through accelerate launch; config: "

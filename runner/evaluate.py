@@ -17,15 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
-from knowledge.loader import load_evaluation, load_methods
+from knowledge import MethodCard, load_evaluation
+from knowledge.errors import InputError
 from runner.data import prompt_and_reference, read_split
 from runner.events import read_events
 from runner.metrics import BINARY, METRICS
 from runner.plot import write_loss_png
+from runner.report import Report, write_report
 from runner.rundir import RunDir, open_run_dir
 from runner.scorecard import ScorecardInputs, build_scorecard
-from runner.stats import paired_binary, paired_continuous
+from runner.stats import direction, paired_binary, paired_continuous
 
 __all__ = ["evaluate_run", "GENERAL_SET"]
 
@@ -42,7 +43,7 @@ def _metrics_for(goal: str, chosen: str) -> list[str]:
     return [chosen] + [m for m in by_goal if m != chosen]
 
 
-def _general_texts(run: RunDir, general_set: str) -> list[str]:
+def _general_texts(general_set: str) -> list[str]:
     path = GENERAL_SET if general_set in ("builtin", "", None) else Path(general_set)
     if not path.is_file():
         raise InputError("no such general-ability set", file=str(path), key="evaluation.general_set",
@@ -126,16 +127,15 @@ def _size_gb(path: Path) -> float | None:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9
 
 
-def _deployment_kind(method: str) -> str:
-    card = load_methods()[method]
-    if method in ("full", "freeze"):
+def _deployment_kind(card: MethodCard) -> str:
+    if card.full_model:
         return "full_model"
     if card.serving.mergeable or card.serving.vllm_adapter:
         return "mergeable_and_served_by_vllm" if card.serving.vllm_adapter else "mergeable"
     return "not_mergeable"
 
 
-def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> Report:
     """Evaluate the run; write eval/, report.json and report.md; return the report. Third-party warnings and
     logs go to eval/evaluate.log."""
     from runner.quiet import third_party_output_to
@@ -145,32 +145,28 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> dict[str, Any]
         return _evaluate(run, progress or (lambda message: None))
 
 
-def _evaluate(run: RunDir, say: Any) -> dict[str, Any]:
+def _evaluate(run: RunDir, say: Any) -> Report:
     plan = run.read_plan()
-    method = plan["method"]
-    artifact = run.model if method in ("full", "freeze") else run.adapter
+    method, card = plan.method, plan.card
+    artifact = run.artifact(card)
     if not artifact.is_dir():
         raise InputError("the run has no trained model yet", file=str(run.path),
                          hint=f"finish it first: finetune-advisor train --resume {run.path}")
     test_rows = read_split(run, "test")
     if not test_rows:
-        raise InputError("the run's test split is empty", file=str(run.data / "test.jsonl"),
+        raise InputError("the run's test split is empty", file=str(run.split("test")),
                          hint="give data.test_path, or more examples so that 10% can be held out")
-    import yaml
-
-    answers = yaml.safe_load(run.answers.read_text(encoding="utf-8")) if run.answers.exists() else {}
-    evaluation = answers.get("evaluation") or {}
-    metrics = _metrics_for(plan["goal"], evaluation.get("metric", "auto"))
-    general = _general_texts(run, evaluation.get("general_set", "builtin"))
+    metrics = _metrics_for(plan.goal, plan.evaluation.metric)
+    general = _general_texts(plan.evaluation.general_set)
 
     import torch
 
     from runner.model import load_model, load_tokenizer, select_device
 
-    torch.manual_seed(plan["seed"])
+    torch.manual_seed(plan.seed)
     device = select_device()
-    base_name = plan["model"]["name_or_path"]
-    remote = plan["model"]["trust_remote_code"]
+    base_name = plan.model.name_or_path
+    remote = plan.model.trust_remote_code
     tokenizer = load_tokenizer(base_name, remote)
     pairs = [prompt_and_reference(row, tokenizer) for row in test_rows]
     prompts, references = [p for p, _ in pairs], [r for _, r in pairs]
@@ -187,7 +183,7 @@ def _evaluate(run: RunDir, say: Any) -> dict[str, Any]:
     del base
 
     say("tuned model: generating for the same examples")
-    if method in ("full", "freeze"):
+    if card.full_model:
         from transformers import AutoModelForCausalLM
 
         tuned: Any = AutoModelForCausalLM.from_pretrained(str(run.model), trust_remote_code=remote)
@@ -195,7 +191,7 @@ def _evaluate(run: RunDir, say: Any) -> dict[str, Any]:
     else:
         from peft import PeftModel
 
-        tuned_base = load_model(base_name, device=device, method=method, bits=plan["hyperparameters"].get("bits"),
+        tuned_base = load_model(base_name, device=device, method=method, bits=plan.hyperparameters.get("bits"),
                                 trust_remote_code=remote)
         tuned = PeftModel.from_pretrained(tuned_base, str(run.adapter))
     tuned.eval()
@@ -203,7 +199,7 @@ def _evaluate(run: RunDir, say: Any) -> dict[str, Any]:
     tuned_speed = _speed(tuned, tokenizer, prompts, device)
     tuned_general = _text_losses(tuned, tokenizer, general, device)
     merged_speed = None
-    if method in ("lora", "dora", "ia3"):  # the merged model is what would be served
+    if not card.full_model and card.mergeable and not card.quantized:  # the merged model is what is served
         say("merged model: timing generation")
         merged = tuned.merge_and_unload()
         merged.eval()
@@ -214,72 +210,65 @@ def _evaluate(run: RunDir, say: Any) -> dict[str, Any]:
     # ---- per-example scores, written side by side
     scores = {name: ([METRICS[name](o, r) for o, r in zip(base_out, references, strict=True)],
                      [METRICS[name](o, r) for o, r in zip(tuned_out, references, strict=True)]) for name in metrics}
-    eval_dir = run.path / "eval"
-    eval_dir.mkdir(exist_ok=True)
+    run.eval_dir.mkdir(exist_ok=True)
     for which, outputs, index in (("base", base_out, 0), ("tuned", tuned_out, 1)):
         lines = [json.dumps({"index": i, "source_index": row.get("source_index"), "prompt": prompts[i],
                              "reference": references[i], "output": outputs[i],
                              "scores": {m: scores[m][index][i] for m in metrics}}, ensure_ascii=False)
                  for i, row in enumerate(test_rows)]
-        (eval_dir / f"predictions-{which}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        run.predictions(which).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # ---- statistics
     results: dict[str, Any] = {}
     for name in metrics:
         b, t = scores[name]
-        result = paired_binary(b, t) if name in BINARY else paired_continuous(b, t, seed=plan["seed"])
+        result = paired_binary(b, t) if name in BINARY else paired_continuous(b, t, seed=plan.seed)
         results[name] = {"kind": "binary" if name in BINARY else "continuous", **_as_dict(result)}
     primary = metrics[0]
-    general_stats = paired_continuous(base_general, tuned_general, seed=plan["seed"])
+    general_stats = paired_continuous(base_general, tuned_general, seed=plan.seed)
     ppl_base = math.exp(sum(base_general) / len(base_general))
     ppl_tuned = math.exp(sum(tuned_general) / len(tuned_general))
 
     # ---- costs, from the run
     done: dict[str, Any] = next((e for e in reversed(read_events(run.events)) if e.get("kind") == "done"), {})
-    recommendation = json.loads(run.recommendation.read_text()) if run.recommendation.exists() else {}
     base_path = Path(base_name)
-    base_gb = _size_gb(base_path) if base_path.is_dir() else (
-        recommendation.get("model", {}).get("params_b", 0) * 2 or None)
+    base_gb = _size_gb(base_path) if base_path.is_dir() else ((plan.model.params_b or 0) * 2 or None)
     served = merged_speed or tuned_speed
     inputs = ScorecardInputs(
         metric=primary, tuned_metric=results[primary]["tuned_mean"], base_metric=results[primary]["base_mean"],
         p_value=results[primary]["p_value"], ci_low=results[primary]["ci_low"], ci_high=results[primary]["ci_high"],
         perplexity_increase=ppl_tuned / ppl_base - 1,
         throughput_ratio=served["tokens_per_s"] / base_speed["tokens_per_s"] if base_speed["tokens_per_s"] else None,
-        peak_memory_gb=done.get("peak_memory_gb"), available_gb=recommendation.get("memory", {}).get("available_gb"),
+        peak_memory_gb=done.get("peak_memory_gb"), available_gb=plan.available_gb,
         training_hours=done["train_seconds"] / 3600 if "train_seconds" in done else None,
-        artifact_gb=_size_gb(artifact), base_model_gb=base_gb, deployment_kind=_deployment_kind(method))
+        artifact_gb=_size_gb(artifact), base_model_gb=base_gb, deployment_kind=_deployment_kind(card))
     scorecard = build_scorecard(inputs)
-    report = {
-        "version": 1,
-        "run": str(run.path), "method": method, "goal": plan["goal"], "model": base_name, "device": device,
-        "test_examples": len(test_rows), "test_split": str(run.data / "test.jsonl"),
-        "decoding": {"strategy": "greedy", "max_new_tokens": max_new, "seed": plan["seed"]},
-        "primary_metric": primary,
-        "metrics": results,
-        "significant": results[primary]["p_value"] < 0.05 and results[primary]["ci_low"] > 0,
-        "general_ability": {"set": evaluation.get("general_set", "builtin"), "texts": len(general),
-                            "perplexity_base": round(ppl_base, 4), "perplexity_tuned": round(ppl_tuned, 4),
-                            "perplexity_increase": round(ppl_tuned / ppl_base - 1, 4),
-                            "loss_difference": _as_dict(general_stats),
-                            "direction": "lower loss and perplexity are better"},
-        "speed": {"base": base_speed, "tuned_unmerged": tuned_speed, "tuned_merged": merged_speed,
-                  "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy",
-                  "evaluation_generation": {"base": base_timing, "tuned": tuned_timing}},
-        "resources": {"train_seconds": done.get("train_seconds"), "peak_memory_gb": done.get("peak_memory_gb"),
-                      "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb},
-        "scorecard": scorecard,
-        "verdict": scorecard["verdict"],
-        "warnings": [w for r in results.values() for w in r["warnings"]],
-    }
+    found = direction(results[primary]["p_value"], results[primary]["ci_low"], results[primary]["ci_high"])
+    report = Report(
+        run=str(run.path), method=method, goal=plan.goal, model=base_name, device=device,
+        test_examples=len(test_rows), test_split=str(run.split("test")),
+        decoding={"strategy": "greedy", "max_new_tokens": max_new, "seed": plan.seed},
+        primary_metric=primary, metrics=results, significant=found == "better",
+        general_ability={"set": plan.evaluation.general_set, "texts": len(general),
+                         "perplexity_base": round(ppl_base, 4), "perplexity_tuned": round(ppl_tuned, 4),
+                         "perplexity_increase": round(ppl_tuned / ppl_base - 1, 4),
+                         "loss_difference": _as_dict(general_stats),
+                         "direction": "lower loss and perplexity are better"},
+        speed={"base": base_speed, "tuned_unmerged": tuned_speed, "tuned_merged": merged_speed,
+               "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy",
+               "evaluation_generation": {"base": base_timing, "tuned": tuned_timing}},
+        resources={"train_seconds": done.get("train_seconds"), "peak_memory_gb": done.get("peak_memory_gb"),
+                   "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb},
+        scorecard=scorecard, verdict=scorecard["verdict"],
+        warnings=[w for r in results.values() for w in r["warnings"]],
+    )
     events = read_events(run.events)
-    write_loss_png(run.path / "loss.png",
+    write_loss_png(run.loss_png,
                    [(e["step"], float(e["loss"])) for e in events if e["kind"] == "step" and
                     isinstance(e.get("loss"), (int, float))],
                    [(e["step"], float(e["eval_loss"])) for e in events if e["kind"] == "eval"])
-    (run.path / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    (run.path / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    say(f"report: {run.path / 'report.md'}")
+    write_report(run, report)
+    say(f"report: {run.report_md}")
     return report
 
 
@@ -287,47 +276,3 @@ def _as_dict(result: Any) -> dict[str, Any]:
     out = dict(vars(result))
     out["warnings"] = list(out.get("warnings", ()))
     return out
-
-
-def render_markdown(report: dict[str, Any]) -> str:
-    """report.md: the verdict first, then the evidence, in words a beginner can follow."""
-    primary = report["primary_metric"]
-    r = report["metrics"][primary]
-    card = report["scorecard"]
-    lines = [f"# Evaluation: {report['method']} on {report['model']}", "", f"**Verdict: {report['verdict']}.**", ""]
-    lines += ["## Is the tuned model better?", "",
-              f"On {report['test_examples']} held-out test examples (the same ones for both models), "
-              f"the primary metric **{primary}** was {r['base_mean']:.3f} for the base model and "
-              f"{r['tuned_mean']:.3f} for the tuned one.", "", r["sentence"], "",
-              "What this means: the p-value is the chance of seeing a difference at least this large if the two "
-              "models were in fact equally good; below 0.05 we call the difference significant. The 95% interval "
-              "is the range of differences the data are consistent with: if it lies wholly above zero, the tuned "
-              "model is better.", ""]
-    for warning in report["warnings"]:
-        lines.append(f"- Note: {warning}")
-    lines += ["", "| metric | base | tuned | difference | 95% CI | p |", "|---|---|---|---|---|---|"]
-    for name, m in report["metrics"].items():
-        lines.append(f"| {name} | {m['base_mean']:.3f} | {m['tuned_mean']:.3f} | {m['effect']:+.3f} | "
-                     f"{m['ci_low']:+.3f} to {m['ci_high']:+.3f} | {m['p_value']:.4g} |")
-    g = report["general_ability"]
-    lines += ["", "## General ability", "",
-              f"Perplexity on a general set ({g['texts']} passages that are not your task; lower is better): base "
-              f"{g['perplexity_base']:.3f}, tuned {g['perplexity_tuned']:.3f} "
-              f"({g['perplexity_increase'] * 100:+.1f}%).", ""]
-    s = report["speed"]
-    lines += ["## Speed and resources", "",
-              f"- Generation: base {s['base']['tokens_per_s']} tokens/s, tuned {s['tuned_unmerged']['tokens_per_s']}"
-              + (f", merged {s['tuned_merged']['tokens_per_s']}" if s["tuned_merged"] else "") + " tokens/s.",
-              f"- Training: {report['resources']['train_seconds']} s, peak memory "
-              f"{report['resources']['peak_memory_gb']} GB; artifact {report['resources']['artifact_gb']} GB.", ""]
-    lines += ["## Scorecard", "", "| dimension | weight | score | measured |", "|---|---|---|---|"]
-    for name, d in card["dimensions"].items():
-        shown = ", ".join(f"{k} {v}" for k, v in d["inputs"].items() if k != "sub_scores")
-        score = "not measured" if d["score"] is None else f"{d['score']:g}"
-        lines.append(f"| {name} | {d['weight']:.0%} | {score} | {shown} |")
-    lines += ["", f"Weighted total: **{card['total']} of 5** (ready to deploy at {card['ready_threshold']:g} or more)."]
-    if card["improve_first"]:
-        lines += ["", f"Improve first: **{card['improve_first']['dimension']}**: {card['improve_first']['advice']}."]
-    lines += ["", "Per-example outputs and scores: `eval/predictions-base.jsonl`, `eval/predictions-tuned.jsonl`.",
-              "Training curve: `loss.png` (blue: training loss, orange: validation loss, against the step).", ""]
-    return "\n".join(lines)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from advisor.errors import InputError
-from knowledge.loader import load_methods
+from knowledge.errors import InputError
+from runner.plan import Plan
 from runner.rundir import RunDir, open_run_dir
 
 __all__ = ["export_merged"]
@@ -15,9 +14,8 @@ __all__ = ["export_merged"]
 def export_merged(run_dir: str | Path) -> Path:
     run = open_run_dir(run_dir)
     plan = run.read_plan()
-    method = plan["method"]
-    card = load_methods()[method]
-    if method in ("full", "freeze"):
+    method, card = plan.method, plan.card
+    if card.full_model:
         raise InputError(f"{method} runs already hold a full model", file=str(run.model), hint="use it as it is")
     if not card.serving.mergeable:
         raise InputError(f"{method} adapters cannot be merged into the weights ({card.serving.merge_note})",
@@ -25,7 +23,7 @@ def export_merged(run_dir: str | Path) -> Path:
     if not (run.adapter / "adapter_config.json").is_file():
         raise InputError("the run has no finished adapter", file=str(run.adapter),
                          hint=f"finish it first: finetune-advisor train --resume {run.path}")
-    target = run.path / "merged"
+    target = run.merged
     if target.exists():
         raise InputError("already exported; not overwritten", file=str(target), hint="remove it to export again")
 
@@ -35,21 +33,21 @@ def export_merged(run_dir: str | Path) -> Path:
         return _merge(run, plan, target)
 
 
-def _merge(run: RunDir, plan: dict[str, Any], target: Path) -> Path:
+def _merge(run: RunDir, plan: Plan, target: Path) -> Path:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from runner.model import load_tokenizer
 
-    base_name = plan["model"]["name_or_path"]
+    base_name = plan.model.name_or_path
     dtype = torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else torch.float16
     # QLoRA too: the 16-bit base, not the 4-bit one it trained against (merging into 4-bit loses precision)
     base = AutoModelForCausalLM.from_pretrained(base_name, dtype=dtype,
-                                                trust_remote_code=plan["model"]["trust_remote_code"])
+                                                trust_remote_code=plan.model.trust_remote_code)
     merged = PeftModel.from_pretrained(base, str(run.adapter)).merge_and_unload()
     tmp = run.path / "merged.tmp"
     merged.save_pretrained(str(tmp))
-    load_tokenizer(base_name, plan["model"]["trust_remote_code"]).save_pretrained(str(tmp))
+    load_tokenizer(base_name, plan.model.trust_remote_code).save_pretrained(str(tmp))
     tmp.rename(target)
     return target

@@ -1,10 +1,9 @@
-"""Starting a training run in its own process and following it. Pure: no torch import here."""
+"""The training process of a run directory: start it in a session of its own, ask it to stop, follow its
+events. Pure: no torch import here."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,39 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from advisor.answers import Answers, answers_to_dict
-from advisor.errors import InputError
 from runner.data import prepare_splits
-from runner.distributed import is_distributed, launch_commands, write_launch_files
+from runner.distributed import is_distributed, launch_commands
 from runner.events import follow_events
-from runner.rundir import RunDir, create_run_dir, open_run_dir
+from runner.rundir import RunDir, open_run_dir
 
-__all__ = ["create_run", "follow_run", "follow_with_stop", "request_stop", "start_worker",
-           "wait_for_exit_after_done"]
-
-#: Free disk below this in the runs folder is refused before anything starts.
-MIN_FREE_DISK_GB = 1.0
-
-
-def create_run(answers: Answers, recommendation: dict[str, Any], plan: dict[str, Any], runs_dir: str) -> RunDir:
-    """A new run directory with answers.yaml, recommendation.json and plan.json."""
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(runs_dir).free / 1e9
-    if free < MIN_FREE_DISK_GB:
-        raise InputError(f"only {free:.1f} GB free disk", file=runs_dir, hint="free some space or choose --runs-dir")
-    run = create_run_dir(runs_dir, plan["method"], plan["model"]["name_or_path"])
-    data = answers_to_dict(answers)
-    for key in ("path", "test_path", "validation_path"):  # the run keeps pointing at the same files
-        if key in data["data"]:
-            data["data"][key] = str(answers.resolve(data["data"][key]))
-    run.answers.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    run.recommendation.write_text(json.dumps(recommendation, indent=2, ensure_ascii=False), encoding="utf-8")
-    run.plan.write_text(json.dumps(plan, indent=2, ensure_ascii=False), encoding="utf-8")
-    if is_distributed(plan):
-        write_launch_files(plan, run.path, python=sys.executable)
-    return run
+__all__ = ["follow_run", "follow_with_stop", "request_stop", "start_worker", "wait_for_exit_after_done"]
 
 
 def start_worker(run: RunDir, *, resume: bool = False) -> subprocess.Popen[bytes]:

@@ -1,89 +1,139 @@
-"""The plan: everything the training process needs, resolved from the answers and the recommendation.
+"""The plan: everything the training and evaluation processes need, resolved by the advisor and written to
+plan.json before anything runs. The runner reads the run directory only, never the answers file.
 
-Pure and fast (no torch): the plan is written to plan.json before the training process starts.
+Plan is the runner's input contract, so it lives here; advisor/plan.py makes one from the answers and the
+recommendation.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from advisor.answers import Answers
-from advisor.errors import InputError
-from knowledge.loader import load_architectures, load_hyperparameters, load_methods
+from knowledge.errors import InputError
+from knowledge.methods import MethodCard, method_card
 
-__all__ = ["make_plan", "TRAINING_DEFAULTS"]
+__all__ = ["Plan", "PlanData", "PlanEvaluation", "PlanModel", "PlanTraining", "read_plan"]
 
-#: Trainer settings not chosen by the recommendation (documented in the README).
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "lr_scheduler": "cosine",
-    "warmup_ratio": 0.03,
-    "weight_decay": 0.0,
-    "max_grad_norm": 1.0,
-    "save_total_limit": 2,
-}
+PLAN_VERSION = 1
 
 
-def _resolved(answers: Answers, path: str | None) -> str | None:
-    return None if path is None else str(answers.resolve(path))
+@dataclass
+class PlanModel:
+    name_or_path: str
+    """A hub id, or an absolute local folder."""
+    trust_remote_code: bool = False
+    modules: dict[str, str] | None = None
+    """The block's linear modules by name -> shape kind (q, k, v, o, gate, up, down, ...); None: unknown family."""
+    params_b: float | None = None
+    """Billions of parameters, as profiled for the recommendation."""
 
 
-def _check_engine(answers: Answers, dist: dict[str, Any]) -> None:
-    """A strategy whose engine is not installed is refused before a run directory is made."""
-    import importlib.util
+@dataclass
+class PlanData:
+    path: str
+    """The training file (absolute), or a hub dataset id."""
+    validation_path: str | None = None
+    test_path: str | None = None
+    layout: str | None = None
+    """alpaca | sharegpt | messages | text; None: detected from the first record."""
+    split: dict[str, float] = field(default_factory=lambda: {"validation": 0.1, "test": 0.1})
+    """Shares held out of `path` for validation and test when no file is given for them."""
 
-    if dist.get("engine") == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise InputError(f"{dist['strategy']} needs DeepSpeed, which is not installed",
-                         file=str(answers.source) if answers.source else None, key="overrides.distributed",
-                         hint="pip install deepspeed, or use fsdp (full shard, the same memory savings as ZeRO-3) "
-                              "or fsdp_grad_op (as ZeRO-2), which need nothing more")
+
+@dataclass
+class PlanTraining:
+    """Trainer settings that the recommendation does not choose (README: Training)."""
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    save_total_limit: int = 2
+    max_steps: int | None = None
+    save_steps: int = 500
+    logging_steps: int = 10
+    eval_steps: int = 100
 
 
-def make_plan(answers: Answers, recommendation: dict[str, Any]) -> dict[str, Any]:
-    """plan.json for one training run."""
-    if not answers.data.path:
-        raise InputError("training needs a data file", file=str(answers.source) if answers.source else None,
-                         key="data.path", hint="set data.path to your JSONL, JSON, CSV or Parquet file")
-    method = recommendation["method"]
-    card = load_methods()[method]
-    _check_engine(answers, recommendation.get("distributed") or {})
-    ranges = load_hyperparameters()
-    hp = dict(recommendation["hyperparameters"])
-    name = answers.model.name_or_path
-    local = answers.resolve(name)
-    if name.startswith((".", "/", "~")) or local.exists():
-        name = str(local)
-    examples = recommendation["data"]["train_examples"]
-    processes = (recommendation.get("distributed") or {}).get("processes", 1)
-    steps_per_epoch = max(1, examples // (hp["batch_size"] * hp["gradient_accumulation"] * processes))
-    total_steps = answers.overrides.get("max_steps") or steps_per_epoch * hp["epochs"]
-    arch_modules = None
-    model_type = recommendation["model"].get("model_type")
-    if model_type is not None or recommendation["model"]["source"] != "params_b":
-        arch, _ = load_architectures().for_model_type(model_type)
-        arch_modules = {m.name: m.shape for m in arch.modules}
-    return {
-        "version": 1,
-        "goal": answers.goal,
-        "method": method,
-        "method_family": card.family,
-        "model": {"name_or_path": name, "trust_remote_code": answers.model.trust_remote_code,
-                  "modules": arch_modules},
-        "data": {
-            "path": _resolved(answers, answers.data.path),
-            "validation_path": _resolved(answers, answers.data.validation_path),
-            "test_path": _resolved(answers, answers.data.test_path),
-            "layout": answers.data.format,
-            "split": {"validation": ranges.split_validation, "test": ranges.split_test},
-        },
-        "hyperparameters": hp,
-        "seed": answers.seed,
-        "training": {
-            **TRAINING_DEFAULTS,
-            "max_steps": answers.overrides.get("max_steps"),
-            "save_steps": answers.overrides.get("save_steps") or max(10, min(500, total_steps // 5 or 1)),
-            "logging_steps": max(1, min(10, total_steps // 50)),
-            "eval_steps": max(1, total_steps // 5),
-        },
-        "incompatible_with": [i.feature for i in card.incompatibilities],
-        "distributed": recommendation.get("distributed") or {"strategy": None, "processes": 1, "nodes": 1},
-    }
+@dataclass
+class PlanEvaluation:
+    metric: str = "auto"
+    """auto (the goal's metrics) or one metric id of knowledge/ids.py, then the goal's others."""
+    general_set: str = "builtin"
+    """builtin, or the absolute path of the user's general-ability set."""
+
+
+@dataclass
+class Plan:
+    goal: str
+    method: str
+    method_family: str
+    model: PlanModel
+    data: PlanData
+    hyperparameters: dict[str, Any]
+    """The recommended settings (learning_rate, epochs, batch_size, lora_rank, ...): keys vary by method."""
+    seed: int = 0
+    training: PlanTraining = field(default_factory=PlanTraining)
+    evaluation: PlanEvaluation = field(default_factory=PlanEvaluation)
+    incompatible_with: list[str] = field(default_factory=list)
+    distributed: dict[str, Any] = field(default_factory=lambda: {"strategy": None, "processes": 1, "nodes": 1})
+    """strategy (None: one process), processes, processes_per_node, nodes, global_batch, engine, main_address."""
+    available_gb: float | None = None
+    """Memory one training process may use, as the recommendation planned it (the scorecard's resources)."""
+    version: int = PLAN_VERSION
+
+    @property
+    def card(self) -> MethodCard:
+        return method_card(self.method)
+
+    @property
+    def artifact(self) -> str:
+        """The folder the trained result goes to: model (whole-model methods) or adapter."""
+        return "model" if self.card.full_model else "adapter"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(data: Any, *, file: str = "plan.json") -> Plan:
+        """A plan from its JSON; InputError naming the file and key when it is not one."""
+        plan: Plan = _build(Plan, data, file, "")
+        return plan
+
+
+def _build(cls: Any, data: Any, file: str, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"must be an object, got {type(data).__name__}", file=file, key=path or None,
+                         hint="the run directory is damaged: start a new run")
+    kinds = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in kinds]
+    if unknown:
+        raise InputError(f"unknown key {unknown[0]!r}", file=file, key=path or None,
+                         hint="this plan was written by another version of finetune-advisor")
+    values: dict[str, Any] = {}
+    nested = {"model": PlanModel, "data": PlanData, "training": PlanTraining, "evaluation": PlanEvaluation}
+    for name, f in kinds.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise InputError("missing", file=file, key=f"{path}.{name}" if path else name,
+                                 hint="the run directory is damaged: start a new run")
+            continue
+        value = data[name]
+        if cls is Plan and name in nested:
+            value = _build(nested[name], value, file, name)
+        values[name] = value
+    return cls(**values)
+
+
+def read_plan(path: Path) -> Plan:
+    """plan.json of a run directory."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the plan: {exc}", file=str(path),
+                         hint="the run directory is damaged: start a new run") from None
+    plan: Plan = Plan.from_json(data, file=str(path))
+    return plan

@@ -26,7 +26,7 @@ def _no_progress_bars() -> None:
     # the environment variable covers libraries imported later; the calls, those already imported
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     if "huggingface_hub" in sys.modules:
-        from huggingface_hub.utils import disable_progress_bars
+        from huggingface_hub.utils.tqdm import disable_progress_bars
 
         disable_progress_bars()
     if "transformers" in sys.modules:

@@ -11,9 +11,11 @@ from typing import Any
 
 from scipy import stats as sps
 
+from runner.report import add_human_preference
+from runner.rundir import RunDir
 from runner.stats import p_text
 
-__all__ = ["ReviewItem", "record_preference", "review_items"]
+__all__ = ["ReviewItem", "read_predictions", "record_preference", "review_items"]
 
 
 @dataclass(frozen=True)
@@ -28,9 +30,8 @@ class ReviewItem:
 
 def review_items(run_dir: str | Path, n: int = 10, seed: int = 0) -> list[ReviewItem]:
     """n random test examples with both answers, sides shuffled with a recorded seed."""
-    run = Path(run_dir)
-    base = [json.loads(x) for x in (run / "eval" / "predictions-base.jsonl").read_text().splitlines() if x.strip()]
-    tuned = [json.loads(x) for x in (run / "eval" / "predictions-tuned.jsonl").read_text().splitlines() if x.strip()]
+    run = RunDir(run_dir)
+    base, tuned = read_predictions(run, "base"), read_predictions(run, "tuned")
     rng = random.Random(seed)
     chosen = rng.sample(range(len(base)), min(n, len(base)))
     items = []
@@ -59,14 +60,11 @@ def record_preference(run_dir: str | Path, items: list[ReviewItem], choices: lis
                           f"test {p_text(p)}.",
               "choices": [{"index": item.index, "tuned_was": item.tuned_is, "choice": c}
                           for item, c in zip(items, choices, strict=True)]}
-    run = Path(run_dir)
-    report_path = run / "report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    report["human_preference"] = result
-    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
-    md = run / "report.md"
-    text = md.read_text(encoding="utf-8") if md.exists() else ""
-    marker = "## Human preference (blind review)"
-    text = text.split(marker)[0].rstrip() + f"\n\n{marker}\n\n{result['sentence']}\n"
-    md.write_text(text, encoding="utf-8")
+    add_human_preference(RunDir(run_dir), result)
     return result
+
+
+def read_predictions(run: RunDir, which: str) -> list[dict[str, Any]]:
+    """The evaluation's per-example records of `which` (base or tuned), in test-split order."""
+    lines = run.predictions(which).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

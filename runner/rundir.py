@@ -1,4 +1,4 @@
-"""The run directory of DESIGN.md: runs/<UTC time>-<method>-<short name>/, created once, never overwritten."""
+"""The run directory (ARCHITECTURE.md): runs/<UTC time>-<method>-<short name>/, created once, never overwritten."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+
+from knowledge.errors import InputError
+from knowledge.methods import MethodCard
+from runner.plan import Plan, read_plan
 
 __all__ = ["RunDir", "create_run_dir", "open_run_dir"]
 
@@ -50,6 +54,39 @@ class RunDir:
     def data(self) -> Path:
         return self.path / "data"
 
+    def split(self, name: str) -> Path:
+        """The saved split `name` (train, validation, test) that training and evaluation share."""
+        return self.data / f"{name}.jsonl"
+
+    def artifact(self, card: MethodCard) -> Path:
+        """Where the trained result goes: model/ for methods that train the model's own weights, else adapter/."""
+        return self.model if card.full_model else self.adapter
+
+    @property
+    def merged(self) -> Path:
+        """The adapter merged into the 16-bit base (`export --merged`)."""
+        return self.path / "merged"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    def predictions(self, which: str) -> Path:
+        """Per-example outputs and scores of `which` (base or tuned) on the test split."""
+        return self.eval_dir / f"predictions-{which}.jsonl"
+
+    @property
+    def report_json(self) -> Path:
+        return self.path / "report.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.path / "report.md"
+
+    @property
+    def loss_png(self) -> Path:
+        return self.path / "loss.png"
+
     @property
     def pid(self) -> Path:
         return self.path / "worker.pid"
@@ -61,7 +98,7 @@ class RunDir:
     @property
     def eval_log(self) -> Path:
         """Third-party output of the evaluation (warnings, library logs), kept off the terminal."""
-        return self.path / "eval" / "evaluate.log"
+        return self.eval_dir / "evaluate.log"
 
     @property
     def export_log(self) -> Path:
@@ -72,8 +109,12 @@ class RunDir:
         """Creating this file asks the training process to checkpoint and stop (the TUI's Stop action)."""
         return self.path / "STOP"
 
-    def read_plan(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.plan.read_text(encoding="utf-8"))
+    def read_plan(self) -> Plan:
+        return read_plan(self.plan)
+
+    def read_json(self, path: Path) -> dict[str, Any]:
+        """One of the run's JSON files (recommendation.json, report.json) as a mapping."""
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         return data
 
     def worker_alive(self) -> bool:
@@ -118,8 +159,6 @@ def create_run_dir(runs_dir: str | Path, method: str, model_name: str) -> RunDir
 
 def open_run_dir(path: str | Path) -> RunDir:
     """An existing run directory; InputError when it is not one."""
-    from advisor.errors import InputError
-
     run = RunDir(path)
     if not run.path.is_dir():
         raise InputError("no such run directory", file=str(path), hint="runs are under ./runs by default")

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from knowledge.loader import Threshold, load_scorecard
+from knowledge import Threshold, load_scorecard
+from runner.stats import direction
 
 __all__ = ["ScorecardInputs", "build_scorecard"]
 
@@ -38,10 +39,11 @@ def _rule(dimension: str, name: str) -> Any:
 def _task(i: ScorecardInputs) -> tuple[float, dict[str, Any]]:
     shown = {"metric": i.metric, "tuned": round(i.tuned_metric, 4), "base": round(i.base_metric, 4),
              "p_value": i.p_value, "ci": [round(i.ci_low, 4), round(i.ci_high, 4)]}
-    if i.p_value < 0.05 and i.ci_low > 0:
+    found = direction(i.p_value, i.ci_low, i.ci_high)
+    if found == "better":
         rule: Threshold = _rule("task", "significant_gain")
         return rule.score(i.tuned_metric), {**shown, "finding": "significant gain"}
-    if i.p_value < 0.05 and i.ci_high < 0:
+    if found == "worse":
         return float(_rule("task", "significant_loss")), {**shown, "finding": "significant loss"}
     return float(_rule("task", "no_significant_difference")), {**shown, "finding": "no significant difference"}
 

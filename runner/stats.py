@@ -23,8 +23,11 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-__all__ = ["BinaryResult", "ContinuousResult", "OmnibusResult", "cochran_q", "friedman", "holm", "paired_binary",
-           "paired_continuous", "p_text"]
+__all__ = ["ALPHA", "BinaryResult", "ContinuousResult", "OmnibusResult", "cochran_q", "direction", "friedman", "holm",
+           "paired_binary", "paired_continuous", "p_text"]
+
+#: The significance level of every test the report states.
+ALPHA = 0.05
 
 Z95 = 1.959963984540054
 #: Sign-flip tests enumerate every pattern up to this many examples (2**16 = 65,536 patterns).
@@ -35,7 +38,16 @@ def p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def _significance(p: float, alpha: float = 0.05) -> str:
+def direction(p_value: float, ci_low: float, ci_high: float, alpha: float = ALPHA) -> str:
+    """better (significant, the interval above zero), worse (significant, below zero) or no difference."""
+    if p_value < alpha and ci_low > 0:
+        return "better"
+    if p_value < alpha and ci_high < 0:
+        return "worse"
+    return "no difference"
+
+
+def _significance(p: float, alpha: float = ALPHA) -> str:
     if p < alpha:
         return "a difference this large would be unlikely (under 5%) if the two models were equally good"
     return "a difference this large could easily happen by chance, so the test does not show a real difference"

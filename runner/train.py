@@ -14,17 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from advisor.errors import InputError
-from knowledge.loader import load_methods
+from knowledge import OPTIMIZERS, load_methods, method_card
+from knowledge.errors import InputError
 from runner.data import encode_rows, prepare_splits, read_split
 from runner.distributed import process_rank
 from runner.events import EventLog
+from runner.plan import Plan
 from runner.rundir import RunDir
 
 __all__ = ["StopFlag", "last_complete_checkpoint", "oom_advice", "run_training"]
 
-OPTIMIZER_NAMES = {"adamw": "adamw_torch_fused", "adamw_8bit": "adamw_bnb_8bit", "paged_adamw_8bit": "paged_adamw_8bit",
-                   "paged_adamw_32bit": "paged_adamw_32bit", "sgd": "sgd"}
 GB = 1e9
 
 
@@ -53,15 +52,16 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def oom_advice(plan: dict[str, Any]) -> str:
+def oom_advice(plan: Plan) -> str:
     """The concrete next step after running out of GPU memory, in the order that costs least."""
-    hp = plan["hyperparameters"]
+    hp = plan.hyperparameters
     if hp["batch_size"] > 1:
         return (f"set overrides.batch_size: {hp['batch_size'] // 2} and overrides.gradient_accumulation: "
                 f"{hp['gradient_accumulation'] * 2} (same effective batch, half the activations)")
-    if not hp.get("gradient_checkpointing") and "gradient_checkpointing" not in plan["incompatible_with"]:
+    if not hp.get("gradient_checkpointing") and "gradient_checkpointing" not in plan.incompatible_with:
         return "set overrides.gradient_checkpointing: true (about 30% slower, far fewer activations kept)"
-    if plan["method"] in ("lora", "dora", "full", "freeze"):
+    card = method_card(plan.method)
+    if not card.quantized and (card.lora_like or card.full_model):
         return "set overrides.method: qlora (the base model in 4-bit, about a quarter of the memory)"
     return f"set overrides.max_length: {max(128, hp['max_length'] // 2)} (longer examples will be truncated)"
 
@@ -181,11 +181,11 @@ def _checkpointing_args(arguments: Any, on: bool) -> dict[str, Any]:
     return {f"{prefix}_checkpointing": on, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
-def _check_disk(run: RunDir, plan: dict[str, Any], trainable: int, total: int) -> None:
+def _check_disk(run: RunDir, plan: Plan, trainable: int, total: int) -> None:
     """Checkpoints hold the trained weights and optimizer states (about 12 bytes a trained parameter in
     fp32), kept save_total_limit times, plus the final artifact."""
-    keep = plan["training"]["save_total_limit"] + 1
-    needed = trainable * 12 * keep + (total * 2 if plan["method"] in ("full", "freeze") else 0) + 0.2 * GB
+    keep = plan.training.save_total_limit + 1
+    needed = trainable * 12 * keep + (total * 2 if method_card(plan.method).full_model else 0) + 0.2 * GB
     free = shutil.disk_usage(run.path).free
     if free < needed:
         raise InputError(f"not enough free disk for checkpoints: about {needed / GB:.1f} GB needed, "
@@ -221,7 +221,7 @@ def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = N
 def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
          on_trained: Callable[[Any, Any], None] | None) -> int:
     plan = run.read_plan()
-    hp = plan["hyperparameters"]
+    hp = plan.hyperparameters
     events.emit("phase", phase="prepare", resume=resume)
 
     import torch
@@ -233,7 +233,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     threads = os.environ.get("OMP_NUM_THREADS", "")
     if threads.isdigit() and int(threads) > 0:
         torch.set_num_threads(int(threads))
-    set_seed(plan["seed"])
+    set_seed(plan.seed)
     rank, local_rank, world = process_rank()
     device = select_device()
     if world > 1 and device == "cuda":
@@ -241,20 +241,20 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     dtype = compute_dtype_name(device)
     counts = prepare_splits(plan, run)
     events.emit("phase", phase="data", **counts)
-    tokenizer = load_tokenizer(plan["model"]["name_or_path"], plan["model"]["trust_remote_code"])
+    tokenizer = load_tokenizer(plan.model.name_or_path, plan.model.trust_remote_code)
     train_rows, train_stats = encode_rows(read_split(run, "train"), tokenizer, hp["max_length"])
     val_rows, _ = encode_rows(read_split(run, "validation"), tokenizer, hp["max_length"])
     if not train_rows:
         raise InputError(f"every training example is longer than max_length {hp['max_length']} before its answer "
-                         "begins: nothing is left to learn from", file=plan["data"]["path"],
+                         "begins: nothing is left to learn from", file=plan.data.path,
                          hint="raise overrides.max_length, or shorten the prompts")
     if train_stats.truncated:
         events.emit("warning", message=f"{train_stats.truncated} of {train_stats.examples} training examples were "
                     f"truncated to max_length {hp['max_length']} tokens; {train_stats.dropped} had no answer "
                     "left and were dropped")
 
-    model = load_model(plan["model"]["name_or_path"], device=device, method=plan["method"], bits=hp.get("bits"),
-                       trust_remote_code=plan["model"]["trust_remote_code"],
+    model = load_model(plan.model.name_or_path, device=device, method=plan.method, bits=hp.get("bits"),
+                       trust_remote_code=plan.model.trust_remote_code,
                        gradient_checkpointing=bool(hp.get("gradient_checkpointing")))
     # no KV cache while training: it costs memory, and a cache turns off the packed-sequence attention mask
     model.config.use_cache = False
@@ -262,28 +262,28 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     trainable, total = trainable_count(model)
     # padding-free batches: examples flattened into one row, position ids restarting per example; transformers
     # builds a block-diagonal mask from them (with no KV cache), so examples never attend to each other
-    packing = bool(hp.get("packing")) and load_methods()[plan["method"]].packable and hp["batch_size"] > 1
+    packing = bool(hp.get("packing")) and load_methods()[plan.method].packable and hp["batch_size"] > 1
     _check_disk(run, plan, trainable, total)
     events.emit("phase", phase="model", device=device, dtype=dtype, trainable_params=trainable, total_params=total,
                 train_examples=len(train_rows), validation_examples=len(val_rows), packing=packing)
 
     steps_per_epoch = max(1, math.ceil(len(train_rows) / (hp["batch_size"] * hp["gradient_accumulation"] * world)))
-    total_steps = plan["training"]["max_steps"] or steps_per_epoch * hp["epochs"]
+    total_steps = plan.training.max_steps or steps_per_epoch * hp["epochs"]
     args = TrainingArguments(
         output_dir=str(run.checkpoints),
         per_device_train_batch_size=hp["batch_size"], per_device_eval_batch_size=hp["batch_size"],
         gradient_accumulation_steps=hp["gradient_accumulation"], learning_rate=hp["learning_rate"],
-        num_train_epochs=hp["epochs"], max_steps=plan["training"]["max_steps"] or -1,
-        lr_scheduler_type=plan["training"]["lr_scheduler"],
-        warmup_steps=math.ceil(plan["training"]["warmup_ratio"] * total_steps),
-        weight_decay=plan["training"]["weight_decay"], max_grad_norm=plan["training"]["max_grad_norm"],
-        logging_steps=plan["training"]["logging_steps"], logging_nan_inf_filter=False,
-        save_strategy="steps", save_steps=plan["training"]["save_steps"],
-        save_total_limit=plan["training"]["save_total_limit"],
-        eval_strategy="steps" if val_rows else "no", eval_steps=plan["training"]["eval_steps"],
+        num_train_epochs=hp["epochs"], max_steps=plan.training.max_steps or -1,
+        lr_scheduler_type=plan.training.lr_scheduler,
+        warmup_steps=math.ceil(plan.training.warmup_ratio * total_steps),
+        weight_decay=plan.training.weight_decay, max_grad_norm=plan.training.max_grad_norm,
+        logging_steps=plan.training.logging_steps, logging_nan_inf_filter=False,
+        save_strategy="steps", save_steps=plan.training.save_steps,
+        save_total_limit=plan.training.save_total_limit,
+        eval_strategy="steps" if val_rows else "no", eval_steps=plan.training.eval_steps,
         bf16=dtype == "bfloat16", fp16=dtype == "float16",
         **_checkpointing_args(TrainingArguments, bool(hp.get("gradient_checkpointing"))),
-        optim=OPTIMIZER_NAMES[hp.get("optimizer", "adamw")], seed=plan["seed"], data_seed=plan["seed"],
+        optim=OPTIMIZERS[hp.get("optimizer", "adamw")], seed=plan.seed, data_seed=plan.seed,
         report_to=[], remove_unused_columns=False, dataloader_num_workers=0, use_cpu=device == "cpu",
         disable_tqdm=True, log_level="warning",
         ddp_find_unused_parameters=False if world > 1 else None,  # every trained parameter takes part each step
@@ -334,7 +334,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         return 0
 
     events.emit("phase", phase="save")
-    target = run.adapter if plan["method"] not in ("full", "freeze") else run.model
+    target = run.artifact(method_card(plan.method))
     if world > 1:  # the trainer gathers sharded (FSDP, ZeRO-3) weights; the first process writes them
         trainer.save_model(str(target))
     else:

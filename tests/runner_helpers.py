@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from advisor.answers import answers_from_dict
+from advisor.plan import make_plan
 from advisor.recommend import gather_inputs, recommend
-from runner.launch import create_run
-from runner.plan import make_plan
+from advisor.runs import create_run
 from runner.rundir import RunDir
 
 QA = [(f"What is the capital of country {i}?", f"The capital of country {i} is City{i}.") for i in range(40)]

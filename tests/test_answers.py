@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from advisor.answers import Answers, answers_to_dict, load_answers, save_answers
-from advisor.errors import InputError
+from knowledge.errors import InputError
 from tests.conftest import EXAMPLES
 
 GOOD = """\

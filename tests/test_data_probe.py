@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from advisor.data_probe import find_overlap, probe_file
-from advisor.errors import InputError
+from knowledge.errors import InputError
 from tests.conftest import write_jsonl
 
 ALPACA = [{"instruction": f"What is {i} + {i}?", "input": "", "output": str(2 * i)} for i in range(10)]
@@ -44,7 +44,7 @@ def test_tool_calls_count_as_the_assistant_answer(tmp_path: Path) -> None:
 
 
 def test_tool_calls_become_name_and_parsed_arguments() -> None:
-    from advisor.data_probe import to_messages
+    from runner.records import to_messages
 
     call = [{"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]
     messages = to_messages({"messages": [{"role": "user", "content": "Weather?"},

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from advisor.data_probe import probe_file, to_messages
+from advisor.data_probe import probe_file
 from runner.demo_assets import build_demo_model, write_demo_datasets
+from runner.records import to_messages
 
 
 def test_the_datasets_are_deterministic_and_clean(tmp_path: Path) -> None:

@@ -21,17 +21,17 @@ def test_lora_on_the_demo_knowledge_set_beats_the_base_significantly(tmp_path: P
                    batch_size=8, gradient_accumulation=1)
     assert run_training(run) == 0
     report = evaluate_run(run.path)
-    em = report["metrics"]["exact_match"]
-    assert report["test_examples"] >= 15
+    em = report.metrics["exact_match"]
+    assert report.test_examples >= 15
     assert em["p_value"] < 0.05 and em["ci_low"] > 0 and em["tuned_mean"] > em["base_mean"], em["sentence"]
-    assert report["significant"]
-    for dimension in report["scorecard"]["dimensions"].values():
+    assert report.significant
+    for dimension in report.scorecard["dimensions"].values():
         assert dimension["score"] is not None and dimension["inputs"]
 
 
 @pytest.mark.slow
 def test_the_demo_command_replays_a_goal_and_summarises_it(tmp_path: Path, demo_dir: Path) -> None:
-    from runner.pipeline import demo
+    from advisor.pipeline import demo
 
     [row] = demo(folder=str(demo_dir), runs_dir=str(tmp_path / "runs"), goals=("style",), say=lambda m: None)
     assert row["goal"] == "style" and row["method"] == "p_tuning_v2" and row["exit_code"] == 0
@@ -41,7 +41,7 @@ def test_the_demo_command_replays_a_goal_and_summarises_it(tmp_path: Path, demo_
 
 @pytest.mark.slow
 def test_demo_compare_tests_three_methods_on_one_split(tmp_path: Path, demo_dir: Path) -> None:
-    from runner.pipeline import demo_compare
+    from advisor.pipeline import demo_compare
 
     result = demo_compare(folder=str(demo_dir), runs_dir=str(tmp_path / "runs"), say=lambda m: None,
                           extra=["overrides.max_steps=20"])

@@ -14,15 +14,16 @@ import pytest
 import yaml
 
 from advisor.answers import answers_from_dict
-from advisor.errors import InputError
 from advisor.estimate import EstimateConfig, estimate_memory, estimate_time
 from advisor.model_profile import profile_model
-from advisor.recommend import gather_inputs, recommend
-from knowledge.loader import load_distributed
+from advisor.plan import make_plan
+from advisor.recommend import Recommendation, gather_inputs, recommend
+from advisor.runs import create_run
+from knowledge import load_distributed
+from knowledge.errors import InputError
 from runner.distributed import accelerate_config, deepspeed_config, launch_commands, launch_summary
 from runner.events import read_events
-from runner.launch import create_run
-from runner.plan import make_plan
+from runner.plan import Plan, PlanData, PlanModel
 from runner.rundir import RunDir
 from tests.runner_helpers import qa_rows, write_data
 
@@ -43,11 +44,11 @@ def answers(tmp_path: Path, gpus: list[dict[str, Any]], *, model: str = "Qwen/Qw
     return answers_from_dict(raw, source=tmp_path / "answers.yaml")
 
 
-def rec(a: Any) -> dict[str, Any]:
+def rec(a: Any) -> Recommendation:
     return recommend(gather_inputs(a, detect=False, allow_network=False))
 
 
-def plan_and_run(tmp_path: Path, a: Any) -> tuple[dict[str, Any], RunDir]:
+def plan_and_run(tmp_path: Path, a: Any) -> tuple[Plan, RunDir]:
     recommendation = rec(a)
     plan = make_plan(a, recommendation)
     return plan, create_run(a, recommendation, plan, str(tmp_path / "runs"))
@@ -57,17 +58,17 @@ def plan_and_run(tmp_path: Path, a: Any) -> tuple[dict[str, Any], RunDir]:
 
 def test_one_gpu_trains_in_one_process_without_accelerate_files(tmp_path: Path) -> None:
     plan, run = plan_and_run(tmp_path, answers(tmp_path, [RTX]))
-    assert plan["distributed"]["processes"] == 1 and plan["distributed"]["strategy"] is None
+    assert plan.distributed["processes"] == 1 and plan.distributed["strategy"] is None
     assert not (run.path / "accelerate_config.yaml").exists() and not (run.path / "launch.sh").exists()
     assert launch_summary(plan, run.path) == []
 
 
 def test_two_gpus_that_each_fit_the_model_train_with_ddp(tmp_path: Path) -> None:
     plan, run = plan_and_run(tmp_path, answers(tmp_path, [RTX, RTX]))
-    dist = plan["distributed"]
+    dist = plan.distributed
     assert (dist["strategy"], dist["processes"], dist["nodes"]) == ("ddp", 2, 1)
-    assert dist["global_batch"] == 2 * plan["hyperparameters"]["batch_size"] * \
-        plan["hyperparameters"]["gradient_accumulation"]
+    assert dist["global_batch"] == 2 * plan.hyperparameters["batch_size"] * \
+        plan.hyperparameters["gradient_accumulation"]
     config = yaml.safe_load((run.path / "accelerate_config.yaml").read_text())
     assert config["distributed_type"] == "MULTI_GPU" and config["num_processes"] == 2
     assert config["num_machines"] == 1 and "main_process_ip" not in config
@@ -81,7 +82,7 @@ def test_two_gpus_that_each_fit_the_model_train_with_ddp(tmp_path: Path) -> None
 def test_eight_gpus_shard_a_model_that_does_not_fit_one(tmp_path: Path) -> None:
     a = answers(tmp_path, [RTX] * 8, model="meta-llama/Llama-3.1-8B", method="full")
     result = rec(a)
-    dist, memory = result["distributed"], result["memory"]
+    dist, memory = result.distributed, result.memory
     assert (dist["strategy"], dist["processes"]) == ("fsdp", 8) and memory["fits"]
     assert memory["estimated_gb"] + memory["uncertainty_gb"] <= 24 + 0.01  # per GPU
     plan, run = plan_and_run(tmp_path, a)
@@ -103,17 +104,17 @@ def test_sharding_is_preferred_to_truncating_the_examples(tmp_path: Path) -> Non
         return a
 
     one = rec(long_answers(1))
-    assert any("max_length shortened" in w for w in one["warnings"])
+    assert any("max_length shortened" in w for w in one.warnings)
     two = rec(long_answers(2))
-    assert two["distributed"]["strategy"] == "fsdp" and two["memory"]["fits"]
-    assert two["hyperparameters"]["max_length"] > one["hyperparameters"]["max_length"]
-    assert not any("max_length shortened" in w for w in two["warnings"])
+    assert two.distributed["strategy"] == "fsdp" and two.memory["fits"]
+    assert two.hyperparameters["max_length"] > one.hyperparameters["max_length"]
+    assert not any("max_length shortened" in w for w in two.warnings)
 
 
 def test_two_machines_get_one_launch_command_each(tmp_path: Path) -> None:
     a = answers(tmp_path, [H100] * 4, nodes=2, main_address="10.0.0.5:29400")
     plan, run = plan_and_run(tmp_path, a)
-    assert plan["distributed"]["processes"] == 8 and plan["distributed"]["nodes"] == 2
+    assert plan.distributed["processes"] == 8 and plan.distributed["nodes"] == 2
     config = yaml.safe_load((run.path / "accelerate_config.yaml").read_text())
     assert (config["num_machines"], config["num_processes"], config["machine_rank"]) == (2, 8, 0)
     assert (config["main_process_ip"], config["main_process_port"]) == ("10.0.0.5", 29400)
@@ -131,7 +132,7 @@ def test_two_machines_get_one_launch_command_each(tmp_path: Path) -> None:
 
 def test_two_machines_without_an_address_say_what_to_set(tmp_path: Path) -> None:
     result = rec(answers(tmp_path, [H100] * 2, nodes=2))
-    assert any("hardware.main_address" in w for w in result["warnings"])
+    assert any("hardware.main_address" in w for w in result.warnings)
     plan = make_plan(answers(tmp_path, [H100] * 2, nodes=2), result)
     assert "MAIN_NODE_ADDRESS" in launch_commands(plan, tmp_path)[1]
 
@@ -139,8 +140,10 @@ def test_two_machines_without_an_address_say_what_to_set(tmp_path: Path) -> None
 def test_deepspeed_strategies_write_a_zero_config_and_need_deepspeed(tmp_path: Path) -> None:
     a = answers(tmp_path, [H100] * 2, distributed="deepspeed_zero3")
     result = rec(a)
-    assert result["distributed"]["strategy"] == "deepspeed_zero3"
-    plan = {"distributed": result["distributed"]}
+    assert result.distributed["strategy"] == "deepspeed_zero3"
+    # make_plan refuses a DeepSpeed strategy without deepspeed installed (below): the configs need only this
+    plan = Plan(goal="knowledge", method=result.method, method_family="lora", model=PlanModel("m"),
+                data=PlanData("d"), hyperparameters=result.hyperparameters, distributed=result.distributed)
     config = accelerate_config(plan, deepspeed_file="/x/deepspeed_config.json")
     assert config["distributed_type"] == "DEEPSPEED"
     assert config["deepspeed_config"] == {"deepspeed_config_file": "/x/deepspeed_config.json", "zero3_init_flag": True}
@@ -197,16 +200,16 @@ def test_more_processes_train_faster_at_the_stated_scaling() -> None:
 
 def test_one_gpu_too_small_suggests_how_many_to_shard_over(tmp_path: Path) -> None:
     result = rec(answers(tmp_path, [RTX], model="meta-llama/Llama-3.1-8B", method="full"))
-    assert not result["memory"]["fits"]
-    [hint] = [w for w in result["warnings"] if w.startswith("scale out")]
+    assert not result.memory["fits"]
+    [hint] = [w for w in result.warnings if w.startswith("scale out")]
     assert "FSDP" in hint and "hardware.gpus" in hint
 
 
 def test_cpu_processes_share_the_machines_ram(tmp_path: Path) -> None:
     one = rec(answers(tmp_path, []))
     two = rec(answers(tmp_path, [], processes_per_node=2))
-    assert two["memory"]["available_gb"] == pytest.approx(one["memory"]["available_gb"] / 2, abs=0.01)
-    assert two["distributed"]["processes"] == 2 and two["distributed"]["strategy"] == "ddp"
+    assert two.memory["available_gb"] == pytest.approx(one.memory["available_gb"] / 2, abs=0.01)
+    assert two.distributed["processes"] == 2 and two.distributed["strategy"] == "ddp"
 
 
 @pytest.mark.parametrize(("hardware", "overrides", "key"), [

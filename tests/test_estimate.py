@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from advisor.errors import InputError
 from advisor.estimate import EstimateConfig, estimate_memory, estimate_time, trainable_params
 from advisor.model_profile import ModelProfile, profile_from_config, profile_model
+from knowledge.errors import InputError
 from tests.conftest import TINY_LLAMA
 
 # TINY_LLAMA: h=64, 4 heads x 16 (q width 64), 2 KV heads (kv width 32), ffn 128, 2 blocks, vocab 100, untied.

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from advisor.errors import InputError
+from knowledge.errors import InputError
 from runner.evaluate import evaluate_run
+from runner.report import read_report
+from runner.rundir import RunDir
 from runner.tiny_model import build_tiny_model
 from runner.train import run_training
 from tests.runner_helpers import make_run, qa_rows, tiny_texts, write_data
@@ -38,7 +40,7 @@ def test_both_models_are_scored_on_exactly_the_runs_test_examples(trained: Path)
     test = [json.loads(line) for line in (trained / "data" / "test.jsonl").read_text().splitlines()]
     base = [json.loads(line) for line in (trained / "eval" / "predictions-base.jsonl").read_text().splitlines()]
     tuned = [json.loads(line) for line in (trained / "eval" / "predictions-tuned.jsonl").read_text().splitlines()]
-    assert len(base) == len(tuned) == len(test) == report["test_examples"]
+    assert len(base) == len(tuned) == len(test) == report.test_examples
     assert [b["prompt"] for b in base] == [t["prompt"] for t in tuned]
     assert [b["reference"] for b in base] == [t["reference"] for t in tuned] == [r["messages"][-1]["content"]
                                                                                  for r in test]
@@ -49,17 +51,16 @@ def test_both_models_are_scored_on_exactly_the_runs_test_examples(trained: Path)
 
 
 def test_the_report_holds_statistics_scorecard_and_verdict(trained: Path) -> None:
-    report = json.loads((trained / "report.json").read_text()) if (trained / "report.json").exists() \
-        else evaluate_run(trained)
-    em = report["metrics"]["exact_match"]
+    report = read_report(RunDir(trained)) if (trained / "report.json").exists() else evaluate_run(trained)
+    em = report.metrics["exact_match"]
     assert em["kind"] == "binary" and {"p_value", "effect", "ci_low", "ci_high", "n", "sentence"} <= set(em)
-    assert report["metrics"]["token_f1"]["kind"] == "continuous"
-    assert report["general_ability"]["perplexity_base"] > 0 and report["general_ability"]["texts"] == 40
-    assert report["speed"]["base"]["tokens_per_s"] > 0 and report["speed"]["tuned_merged"] is not None
-    card = report["scorecard"]
+    assert report.metrics["token_f1"]["kind"] == "continuous"
+    assert report.general_ability["perplexity_base"] > 0 and report.general_ability["texts"] == 40
+    assert report.speed["base"]["tokens_per_s"] > 0 and report.speed["tuned_merged"] is not None
+    card = report.scorecard
     assert set(card["dimensions"]) == {"task", "general", "speed", "resources", "deployment"}
     assert all(d["inputs"] for d in card["dimensions"].values())
-    assert 1 <= card["total"] <= 5 and report["verdict"] == card["verdict"]
+    assert 1 <= card["total"] <= 5 and report.verdict == card["verdict"]
     assert (trained / "loss.png").read_bytes().startswith(b"\x89PNG")
     md = (trained / "report.md").read_text()
     assert md.splitlines()[2].startswith("**Verdict:") and "p-value is the chance" in md
@@ -69,7 +70,7 @@ def test_evaluate_is_rerunnable_and_never_touches_the_run(trained: Path) -> None
     adapter, events = _digest(trained / "adapter"), (trained / "events.jsonl").read_bytes()
     first = evaluate_run(trained)
     second = evaluate_run(trained)
-    assert first["metrics"] == second["metrics"]  # greedy decoding: the same outputs
+    assert first.metrics == second.metrics  # greedy decoding: the same outputs
     assert _digest(trained / "adapter") == adapter and (trained / "events.jsonl").read_bytes() == events
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import knowledge.loader as loader
+import knowledge as loader
+import knowledge.files
 from knowledge import RUNNABLE_METHODS, KnowledgeError
 
 
@@ -16,17 +17,15 @@ from knowledge import RUNNABLE_METHODS, KnowledgeError
 def knowledge_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A writable copy of knowledge/ that the loaders read instead; caches cleared around the test."""
     copy = tmp_path / "knowledge"
-    shutil.copytree(loader.KNOWLEDGE_DIR, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
-    monkeypatch.setattr(loader, "KNOWLEDGE_DIR", copy)
+    shutil.copytree(knowledge.files.KNOWLEDGE_DIR, copy, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setattr(knowledge.files, "KNOWLEDGE_DIR", copy)
     _clear()
     yield copy
     _clear()
 
 
 def _clear() -> None:
-    for fn in (loader.load_methods, loader.load_decision_table, loader.load_hyperparameters,
-               loader.load_scorecard, loader.load_architectures, loader.load_model_catalog,
-               loader.load_estimator_constants):
+    for fn in loader.LOADERS:
         fn.cache_clear()
 
 
@@ -82,7 +81,7 @@ def test_hyperparameter_ranges_follow_the_seed_material() -> None:
         ("scorecard.yaml", "task: 0.40", "task: 0.50", "weights must add up to 1"),
         ("hyperparameters.yaml", "lora: [5.0e-5, 1.0e-4]", "lora: [5.0e-5, 8.0e-5]",
          "learning_rate.lora: the default 0.0001 of methods.yaml lies outside"),
-        ("architectures.yaml", "{name: q_proj, shape: q}", "{name: q_proj, shape: query}", "'query' is not one of"),
+        ("architectures.yaml", "{name: q_proj, shape: q}", "{name: q_proj, shape: query}", "'query' is not allowed"),
         ("estimator.yaml", "cuda_context_gb: 0.5", "cuda_context_gb: lots", "memory.cuda_context_gb: must be a number"),
     ],
 )
@@ -99,5 +98,5 @@ def test_a_malformed_knowledge_file_fails_at_load(knowledge_copy: Path, file: st
 
 def test_broken_yaml_is_reported_with_the_file(knowledge_copy: Path) -> None:
     (knowledge_copy / "scorecard.yaml").write_text("version: 1\nweights: [unclosed\n")
-    with pytest.raises(KnowledgeError, match="scorecard.yaml: not valid YAML"):
+    with pytest.raises(KnowledgeError, match=r"scorecard.yaml:\d+: not valid YAML"):
         loader.load_scorecard()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from knowledge.loader import load_scorecard
+from knowledge import load_scorecard
 from runner.metrics import final_answer, parse_call, score
 from runner.scorecard import ScorecardInputs, build_scorecard
 
@@ -74,7 +74,7 @@ def test_scores_are_monotone(field: str, better: float, worse: float) -> None:
 
 
 def test_every_threshold_rule_is_monotone_in_knowledge() -> None:
-    from knowledge.loader import Threshold
+    from knowledge import Threshold
 
     for dimension, rules in load_scorecard().rules.items():
         for name, rule in rules.items():

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from advisor.errors import InputError
 from advisor.model_profile import profile_from_config, profile_model
+from knowledge.errors import InputError
 from tests.conftest import TINY_LLAMA, write_model_folder
 
 CONFIGS: dict[str, dict[str, Any]] = {

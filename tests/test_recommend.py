@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from advisor.answers import answers_from_dict, load_answers
-from advisor.errors import InputError
 from advisor.estimate import EstimateConfig, estimate_memory
-from advisor.recommend import gather_inputs, recommend
+from advisor.recommend import Recommendation, gather_inputs, recommend
+from knowledge.errors import InputError
 from tests.conftest import EXAMPLES, write_jsonl
 
 
@@ -23,7 +23,7 @@ def answers(goal: str = "knowledge", model: str = "Qwen/Qwen2.5-7B-Instruct", gp
             "hardware": {"gpus": gpus, "ram_gb": 32}, **extra}
 
 
-def rec(raw: dict[str, Any]) -> dict[str, Any]:
+def rec(raw: dict[str, Any]) -> Recommendation:
     return recommend(gather_inputs(answers_from_dict(raw), detect=False, allow_network=False))
 
 
@@ -50,22 +50,22 @@ SCENARIOS = [
 @pytest.mark.parametrize(("raw", "method", "rules"), [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS])
 def test_decision_table_scenarios(raw: dict[str, Any], method: str, rules: list[str]) -> None:
     result = rec(raw)
-    assert result["method"] == method
-    assert result["rules_applied"] == rules
-    assert len(result["reasons"]) >= len([r for r in rules if r != "H3"])
+    assert result.method == method
+    assert result.rules_applied == rules
+    assert len(result.reasons) >= len([r for r in rules if r != "H3"])
 
 
 def test_the_json_has_the_design_contract_keys() -> None:
     result = rec(answers())
     assert {"method", "alternatives", "hyperparameters", "memory", "time", "reasons", "warnings",
-            "rules_applied"} <= set(result)
+            "rules_applied"} <= set(result.to_json())
     assert {"learning_rate", "epochs", "lora_rank", "lora_alpha", "batch_size", "gradient_accumulation",
-            "max_length"} <= set(result["hyperparameters"])
-    assert set(result["memory"]["breakdown"]) == {"weights", "trainable_and_optimizer", "activations", "overhead"}
-    assert {"estimated_gb", "available_gb", "fits"} <= set(result["memory"])
-    assert {"estimated_hours", "basis"} <= set(result["time"])
-    assert all({"method", "why_not"} <= set(a) for a in result["alternatives"])
-    json.dumps(result)
+            "max_length"} <= set(result.hyperparameters)
+    assert set(result.memory["breakdown"]) == {"weights", "trainable_and_optimizer", "activations", "overhead"}
+    assert {"estimated_gb", "available_gb", "fits"} <= set(result.memory)
+    assert {"estimated_hours", "basis"} <= set(result.time)
+    assert all({"method", "why_not"} <= set(a) for a in result.alternatives)
+    json.dumps(result.to_json())
 
 
 def test_the_same_answers_give_the_same_recommendation() -> None:
@@ -74,7 +74,7 @@ def test_the_same_answers_give_the_same_recommendation() -> None:
 
 def test_memory_fit_picks_the_largest_batch_that_fits() -> None:
     result = rec(answers(model="Qwen/Qwen2.5-1.5B-Instruct", gpu_gb=24))
-    hp, mem = result["hyperparameters"], result["memory"]
+    hp, mem = result.hyperparameters, result.memory
     assert mem["fits"] and mem["estimated_gb"] <= mem["usable_gb"] == pytest.approx(24 / (1 + mem["relative_error"]),
                                                                                     abs=0.01)
     # the estimate at its measured worst still fits, and the recommendation says by how much it may be off
@@ -91,36 +91,36 @@ def test_memory_fit_picks_the_largest_batch_that_fits() -> None:
 
 def test_memory_tight_falls_back_and_says_why() -> None:
     result = rec(answers(gpu_gb=16))
-    [lora] = [a for a in result["alternatives"] if a["method"] == "lora"]
+    [lora] = [a for a in result.alternatives if a["method"] == "lora"]
     assert "needs" in lora["why_not"] and lora["fits"] is False
-    assert any("memory tight" in r and "H1" in r for r in result["reasons"])
+    assert any("memory tight" in r and "H1" in r for r in result.reasons)
 
 
 def test_when_nothing_fits_the_size_that_would_is_named() -> None:
     result = rec(answers(model="Qwen/Qwen2.5-14B-Instruct", gpu_gb=8))
-    assert result["memory"]["fits"] is False
-    [warning] = [w for w in result["warnings"] if "H3" in w]
+    assert result.memory["fits"] is False
+    [warning] = [w for w in result.warnings if "H3" in w]
     size = float(warning.split("at most about ")[1].split("B")[0])
     assert 1 < size < 14
 
 
 def test_full_fine_tuning_is_offered_for_large_data() -> None:
     result = rec(answers(model="meta-llama/Llama-3.2-1B-Instruct", examples=20000))
-    assert any(a["method"] == "full" and a["fits"] for a in result["alternatives"])
+    assert any(a["method"] == "full" and a["fits"] for a in result.alternatives)
 
 
 def test_reasoning_gets_a_higher_rank_that_grows_with_data() -> None:
     small = rec(answers("reasoning", "meta-llama/Llama-3.1-8B-Instruct", 80, 6000))
     large = rec(answers("reasoning", "meta-llama/Llama-3.1-8B-Instruct", 80, 15000))
     knowledge = rec(answers("knowledge", "meta-llama/Llama-3.1-8B-Instruct", 80, 6000))
-    assert knowledge["hyperparameters"]["lora_rank"] < small["hyperparameters"]["lora_rank"] < \
-        large["hyperparameters"]["lora_rank"] <= 64
-    assert large["hyperparameters"]["lora_alpha"] == 2 * large["hyperparameters"]["lora_rank"]
+    assert knowledge.hyperparameters["lora_rank"] < small.hyperparameters["lora_rank"] < \
+        large.hyperparameters["lora_rank"] <= 64
+    assert large.hyperparameters["lora_alpha"] == 2 * large.hyperparameters["lora_rank"]
 
 
 @pytest.mark.parametrize(("examples", "epochs"), [(500, 10), (1500, 6), (4000, 3), (50000, 3)])
 def test_epochs_grow_as_data_shrinks_within_3_to_10(examples: int, epochs: int) -> None:
-    assert rec(answers(examples=examples))["hyperparameters"]["epochs"] == epochs
+    assert rec(answers(examples=examples)).hyperparameters["epochs"] == epochs
 
 
 @pytest.mark.parametrize(
@@ -132,20 +132,20 @@ def test_epochs_grow_as_data_shrinks_within_3_to_10(examples: int, epochs: int) 
     ],
 )
 def test_data_outside_the_advised_range_warns_and_says_why(goal: str, examples: int, words: list[str]) -> None:
-    text = " ".join(rec(answers(goal, "meta-llama/Llama-3.2-1B-Instruct", 80, examples))["warnings"])
+    text = " ".join(rec(answers(goal, "meta-llama/Llama-3.2-1B-Instruct", 80, examples)).warnings)
     for word in words:
         assert word in text
 
 
 def test_a_user_override_is_applied_and_its_risks_are_stated() -> None:
     result = rec(answers(overrides={"method": "prefix", "learning_rate": 0.5, "epochs": 20}))
-    assert result["method"] == "prefix"
-    assert result["hyperparameters"]["learning_rate"] == 0.5 and result["hyperparameters"]["epochs"] == 20
-    text = " ".join(result["warnings"])
+    assert result.method == "prefix"
+    assert result.hyperparameters["learning_rate"] == 0.5 and result.hyperparameters["epochs"] == 20
+    text = " ".join(result.warnings)
     assert "holds little new knowledge" in text
     assert "overrides.learning_rate = 0.5 is above the advised" in text
     assert "overrides.epochs = 20 is above" in text and "memorise" in text
-    assert any(a["method"] == "lora" and "you chose prefix" in a["why_not"] for a in result["alternatives"])
+    assert any(a["method"] == "lora" and "you chose prefix" in a["why_not"] for a in result.alternatives)
 
 
 def test_an_override_that_cannot_work_is_an_input_error() -> None:
@@ -156,8 +156,8 @@ def test_an_override_that_cannot_work_is_an_input_error() -> None:
 
 def test_a_user_fixed_method_that_does_not_fit_is_kept_with_a_warning() -> None:
     result = rec(answers(gpu_gb=16, overrides={"method": "full"}))
-    assert result["method"] == "full" and result["memory"]["fits"] is False
-    assert any("remove overrides.method" in w for w in result["warnings"])
+    assert result.method == "full" and result.memory["fits"] is False
+    assert any("remove overrides.method" in w for w in result.warnings)
 
 
 def test_data_is_measured_from_the_file(tmp_path: Path) -> None:
@@ -168,10 +168,10 @@ def test_data_is_measured_from_the_file(tmp_path: Path) -> None:
     raw["data"] = {"path": "train.jsonl", "test_path": "test.jsonl"}
     (tmp_path / "a.yaml").write_text(json.dumps(raw))
     result = recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
-    assert result["data"]["examples"] == 200 and result["data"]["source"] == "measured"
-    assert result["data"]["train_examples"] == 180  # 10% validation; the test file is separate
-    assert result["hyperparameters"]["max_length"] == 256  # about 125 tokens per example
-    assert any("same prompt" in w for w in result["warnings"])  # leakage into the test file
+    assert result.data["examples"] == 200 and result.data["source"] == "measured"
+    assert result.data["train_examples"] == 180  # 10% validation; the test file is separate
+    assert result.hyperparameters["max_length"] == 256  # about 125 tokens per example
+    assert any("same prompt" in w for w in result.warnings)  # leakage into the test file
 
 
 def test_a_missing_data_file_names_the_answers_key(tmp_path: Path) -> None:
@@ -195,7 +195,7 @@ def test_a_data_file_without_usable_examples(tmp_path: Path) -> None:
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_example_recommends(example: Path) -> None:
     result = recommend(gather_inputs(load_answers(example), allow_network=False))
-    assert result["method"] and result["memory"]["fits"] and result["reasons"]
+    assert result.method and result.memory["fits"] and result.reasons
 
 
 def test_an_override_the_model_cannot_take_names_the_overrides_key(tmp_path: Path) -> None:
@@ -209,8 +209,8 @@ def test_an_override_the_model_cannot_take_names_the_overrides_key(tmp_path: Pat
 
 def test_a_big_model_on_the_cpu_warns_about_the_time() -> None:
     result = rec(answers(gpu_gb=None, model="Qwen/Qwen2.5-1.5B-Instruct"))
-    assert result["hardware"]["device"] == "cpu"
-    assert any("training on the CPU would take about" in w for w in result["warnings"])
+    assert result.hardware["device"] == "cpu"
+    assert any("training on the CPU would take about" in w for w in result.warnings)
 
 
 def test_a_relative_model_folder_is_found_next_to_the_answers_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -219,4 +219,4 @@ def test_a_relative_model_folder_is_found_next_to_the_answers_file(tmp_path: Pat
     (tmp_path / "a.yaml").write_text(json.dumps(raw))
     monkeypatch.chdir("/")
     result = recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
-    assert result["model"]["source"] == "folder" and result["model"]["name"] == str(tiny_llama_dir)
+    assert result.model["source"] == "folder" and result.model["name"] == str(tiny_llama_dir)

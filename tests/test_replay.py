@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from advisor.answers import load_answers
-from advisor.errors import InputError
+from advisor.pipeline import apply_settings, replay
+from knowledge.errors import InputError
 from runner.events import read_events
-from runner.pipeline import apply_settings, replay
 from runner.rundir import RunDir
 from runner.tiny_model import build_tiny_model
 from tests.conftest import EXAMPLES
@@ -37,15 +37,15 @@ def test_every_shipped_example_replays_to_a_report(example: Path, tiny: Path, tm
     answers = apply_settings(load_answers(example), None, [f"model.name_or_path={tiny}", "hardware.gpus=[]",
                                                            "hardware.nodes=1", "overrides.max_steps=3"])
     result = replay(answers, runs_dir=str(tmp_path / "runs"), allow_network=False, say=lambda m: None)
-    assert result["exit_code"] == 0, result
-    report = json.loads((Path(result["run"]) / "report.json").read_text())
-    test_lines = (Path(result["run"]) / "data" / "test.jsonl").read_text().splitlines()
+    assert result.exit_code == 0, result
+    report = json.loads((Path(str(result.run)) / "report.json").read_text())
+    test_lines = (Path(str(result.run)) / "data" / "test.jsonl").read_text().splitlines()
     assert report["test_examples"] == len(test_lines) > 0
-    assert report["method"] == result["recommendation"]["method"] and report["goal"] == load_answers(example).goal
+    assert report["method"] == result.recommendation.method and report["goal"] == load_answers(example).goal
     primary = report["metrics"][report["primary_metric"]]
     assert {"p_value", "ci_low", "ci_high", "effect", "sentence"} <= set(primary)
     assert isinstance(report["significant"], bool) and report["verdict"] == report["scorecard"]["verdict"]
-    assert (Path(result["run"]) / "report.md").exists() and (Path(result["run"]) / "loss.png").exists()
+    assert (Path(str(result.run)) / "report.md").exists() and (Path(str(result.run)) / "loss.png").exists()
 
 
 def test_set_and_method_override_and_are_validated() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from advisor.errors import InputError
+from knowledge.errors import InputError
 from runner.data import PLAIN_HEADERS, encode_rows, load_rows, prompt_and_reference, render_segments
 from runner.tiny_model import build_tiny_model
 from tests.runner_helpers import tiny_texts, write_data

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runner.events import read_events
+from runner.plan import Plan
 from runner.tiny_model import build_tiny_model
 from runner.train import run_training
 from tests.runner_helpers import make_run, qa_rows, tiny_texts, write_data
@@ -35,17 +36,17 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_data(tmp_path_factory.mktemp("data") / "qa.jsonl", qa_rows())
 
 
-def _reload(run_path: Path, plan: dict[str, Any]) -> Any:
+def _reload(run_path: Path, plan: Plan) -> Any:
     from peft import PeftModel
 
     from runner.model import load_model
 
-    method = plan["method"]
-    if method in ("full", "freeze"):
+    method = plan.method
+    if plan.card.full_model:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM.from_pretrained(str(run_path / "model"))
-    base = load_model(plan["model"]["name_or_path"], device="cpu", method=method, bits=plan["hyperparameters"]["bits"])
+    base = load_model(plan.model.name_or_path, device="cpu", method=method, bits=plan.hyperparameters["bits"])
     return PeftModel.from_pretrained(base, str(run_path / "adapter"))
 
 
@@ -148,7 +149,7 @@ def test_4bit_layers_train_the_same_after_an_evaluation(tmp_path: Path) -> None:
         packed = [m for m in model.modules() if getattr(getattr(getattr(m, "weight", None), "quant_state", None),
                                                         "packing_format_for_cpu", False)]
         assert not packed
-        return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     plain, after_eval = lora_grads(False), lora_grads(True)
     assert plain.keys() == after_eval.keys() and plain

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from runner.events import read_events
+from runner.plan import Plan, PlanData, PlanModel
 from runner.rundir import RunDir
 from runner.tiny_model import build_tiny_model
 from runner.train import oom_advice, run_training
@@ -155,8 +156,8 @@ def test_training_survives_the_loss_of_its_terminal(tmp_path: Path, model: Path,
 def test_a_nan_loss_stops_the_run_with_an_explanation(tmp_path: Path, model: Path, data: Path) -> None:
     run = make_run(tmp_path, model, "full", data, max_steps=30)
     plan = run.read_plan()
-    plan["hyperparameters"]["learning_rate"] = 1e30  # past what answers allow: diverges for certain
-    run.plan.write_text(json.dumps(plan))
+    plan.hyperparameters["learning_rate"] = 1e30  # past what answers allow: diverges for certain
+    run.plan.write_text(json.dumps(plan.to_json()))
     assert run_training(run) == 1
     done = read_events(run.events)[-1]
     assert done["status"] == "failed" and "NaN or infinite" in done["message"] and "Lower the learning rate" in \
@@ -182,14 +183,14 @@ def test_export_merges_into_the_16_bit_base(tmp_path: Path, model: Path, data: P
     probe = torch.tensor([[5, 9, 30, 41]])
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=probe).logits, adapter(input_ids=probe).logits.float(), atol=0.1)
-    from advisor.errors import InputError
+    from knowledge.errors import InputError
 
     with pytest.raises(InputError, match="already exported"):
         export_merged(run.path)
 
 
 def test_export_refuses_prefix_adapters(tmp_path: Path, model: Path, data: Path) -> None:
-    from advisor.errors import InputError
+    from knowledge.errors import InputError
     from runner.export import export_merged
 
     run = make_run(tmp_path, model, "p_tuning_v2", data, learning_rate=1e-2, max_steps=1)
@@ -199,14 +200,14 @@ def test_export_refuses_prefix_adapters(tmp_path: Path, model: Path, data: Path)
 
 
 def test_oom_advice_names_the_cheapest_next_step() -> None:
-    plan: dict[str, Any] = {"method": "lora", "incompatible_with": [],
-                            "hyperparameters": {"batch_size": 4, "gradient_accumulation": 4, "max_length": 1024}}
+    plan = Plan(goal="knowledge", method="lora", method_family="lora", model=PlanModel("m"), data=PlanData("d"),
+                hyperparameters={"batch_size": 4, "gradient_accumulation": 4, "max_length": 1024})
     assert "batch_size: 2" in oom_advice(plan) and "gradient_accumulation: 8" in oom_advice(plan)
-    plan["hyperparameters"]["batch_size"] = 1
+    plan.hyperparameters["batch_size"] = 1
     assert "gradient_checkpointing: true" in oom_advice(plan)
-    plan["hyperparameters"]["gradient_checkpointing"] = True
+    plan.hyperparameters["gradient_checkpointing"] = True
     assert "method: qlora" in oom_advice(plan)
-    plan["method"] = "qlora"
+    plan.method = "qlora"
     assert "max_length: 512" in oom_advice(plan)
 
 

@@ -19,6 +19,8 @@ from advisor.tui import FinetuneAdvisorApp
 from advisor.tui.recommendation import RecommendationScreen
 from advisor.tui.results import ResultsScreen
 from advisor.tui.training import TrainingScreen
+from runner.plan import Plan, PlanData, PlanModel
+from runner.report import Report
 
 SIZE = (80, 24)
 
@@ -52,7 +54,7 @@ async def test_the_interview_recommends_what_replay_would(goal: str, expected: s
         await walk(app, pilot, goal, "4000", "Qwen/Qwen2.5-1.5B-Instruct", "80")
         assert isinstance(app.screen, RecommendationScreen)
         shown = app.screen.recommendation
-        assert shown is not None and shown["method"] == expected
+        assert shown is not None and shown.method == expected
         headless = recommend(gather_inputs(answers_from_dict(app.answers), detect=False, allow_network=False))
         assert shown == headless  # the same function, the same answers: the same recommendation
 
@@ -66,7 +68,7 @@ async def test_the_interview_takes_several_gpus_and_machines() -> None:
         assert app.answers["hardware"]["main_address"] == "10.0.0.5:29500"
         assert isinstance(app.screen, RecommendationScreen)
         shown = app.screen.recommendation
-        assert shown is not None and shown["distributed"]["processes"] == 8
+        assert shown is not None and shown.distributed["processes"] == 8
         assert "Processes: 8 processes (4 a machine x 2 machines)" in str(app.screen.query_one("#memory-bar").render())
 
 
@@ -116,13 +118,15 @@ async def test_the_app_opens_pre_filled_from_an_answers_file() -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert isinstance(app.screen, RecommendationScreen) and app.screen.recommendation is not None
-        assert app.screen.recommendation["method"] == "p_tuning_v2"
+        assert app.screen.recommendation.method == "p_tuning_v2"
 
 
 def recorded_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "plan.json").write_text(json.dumps({"method": "lora"}))
+    plan = Plan(goal="knowledge", method="lora", method_family="lora", model=PlanModel("m"), data=PlanData("d"),
+                hyperparameters={})
+    (run / "plan.json").write_text(json.dumps(plan.to_json()))
     events = [{"t": 1, "kind": "phase", "phase": "train", "step": 0, "max_steps": 4}]
     events += [{"t": 1 + i, "kind": "step", "step": i, "max_steps": 4, "epoch": i / 4, "loss": 5.0 - i,
                 "learning_rate": 1e-4, "tokens_per_s": 1000.0, "memory_gb": 0.5} for i in range(1, 5)]
@@ -146,16 +150,28 @@ async def test_the_training_screen_follows_recorded_events(tmp_path: Path) -> No
         assert screen.query_one("#stop", Button).disabled is True
 
 
+def recorded_report(run: Path) -> dict[str, Any]:
+    """A report.json as evaluate writes it, with a ready verdict and a perfect primary metric."""
+    verdict = "ready to deploy (weighted score 4.00 of 5, threshold 4)"
+    card: dict[str, Any] = {"dimensions": {d: {"score": 4.0, "weight": w, "inputs": {"x": 1}} for d, w in
+                                           (("task", 0.4), ("general", 0.2), ("speed", 0.15), ("resources", 0.15),
+                                            ("deployment", 0.1))},
+                            "total": 4.0, "ready": True, "verdict": verdict, "ready_threshold": 4.0,
+                            "improve_first": None}
+    metric = {"sentence": "The tuned model got 9 of 10 right, the base 1.", "base_mean": 0.1, "tuned_mean": 0.9,
+              "effect": 0.8, "ci_low": 0.5, "ci_high": 1.0, "p_value": 0.004}
+    return Report(run=str(run), method="lora", goal="knowledge", model="m", device="cpu", test_examples=10,
+                  test_split="", decoding={}, primary_metric="exact_match", metrics={"exact_match": metric},
+                  significant=True, general_ability={"texts": 40, "perplexity_base": 10.0, "perplexity_tuned": 10.2,
+                                                     "perplexity_increase": 0.02},
+                  speed={"base": {"tokens_per_s": 10}, "tuned_unmerged": {"tokens_per_s": 10}, "tuned_merged": None},
+                  resources={"train_seconds": 1, "peak_memory_gb": 1, "artifact_gb": 0.1}, scorecard=card,
+                  verdict=verdict, warnings=[]).to_json()
+
+
 async def test_the_results_screen_puts_the_verdict_first(tmp_path: Path) -> None:
     run = recorded_run(tmp_path)
-    card = {"dimensions": {d: {"score": 4.0, "weight": w, "inputs": {"x": 1}} for d, w in
-                           (("task", 0.4), ("general", 0.2), ("speed", 0.15), ("resources", 0.15),
-                            ("deployment", 0.1))}, "total": 4.0, "ready": True,
-            "verdict": "ready to deploy (weighted score 4.00 of 5, threshold 4)"}
-    report = {"method": "lora", "verdict": card["verdict"], "scorecard": card, "primary_metric": "exact_match",
-              "metrics": {"exact_match": {"sentence": "The tuned model got 9 of 10 right, the base 1."}},
-              "warnings": [], "general_ability": {"perplexity_base": 10.0, "perplexity_tuned": 10.2,
-                                                  "perplexity_increase": 0.02}}
+    report = recorded_report(run)
     (run / "report.json").write_text(json.dumps(report))
     app = FinetuneAdvisorApp(run_dir=str(run))
     async with app.run_test(size=SIZE) as pilot:
@@ -223,7 +239,7 @@ async def test_blind_review_adds_the_tuned_win_rate_to_the_report(tmp_path: Path
 
     run = recorded_run(tmp_path)
     write_predictions(run)
-    (run / "report.json").write_text(json.dumps({"method": "lora"}))
+    (run / "report.json").write_text(json.dumps(recorded_report(run)))
     items = review_items(run, n=6)
     assert {i.tuned_is for i in items} <= {"A", "B"} and len({i.index for i in items}) == 6
     app = FinetuneAdvisorApp(run_dir=str(run))

@@ -74,7 +74,7 @@ class FinetuneAdvisorApp(App[int]):
         if not path:
             return
         from advisor.answers import answers_from_dict, save_answers
-        from advisor.errors import InputError
+        from knowledge.errors import InputError
 
         try:
             answers = answers_from_dict(self.answers, file="the answers so far", source=self.source)

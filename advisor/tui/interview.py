@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.suggester import Suggester
 from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, RadioButton, RadioSet, Static
 
-from advisor.errors import InputError
+from knowledge.errors import InputError
 
 __all__ = ["InterviewScreen", "PathSuggester", "STEPS"]
 
@@ -280,7 +280,8 @@ class InterviewScreen(Screen[None]):
 
     def check_data(self, path: str) -> None:
         """Profile the file, show the findings and a random 10% sample; InputError when unusable."""
-        from advisor.data_probe import probe_file, read_records
+        from advisor.data_probe import probe_file
+        from runner.records import read_records
 
         profile = probe_file(self._resolve(path))
         lines = [f"{profile.examples:,} usable example(s) of {profile.records:,}, layout {profile.layout}"]

@@ -3,7 +3,7 @@ the memory bar and the time estimate. Train starts the training process."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual import on, work
@@ -14,7 +14,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from advisor.answers import Answers, answers_from_dict, answers_to_dict
-from advisor.errors import InputError
+from knowledge.errors import InputError
+
+if TYPE_CHECKING:
+    from advisor.recommend import Recommendation
 
 __all__ = ["RecommendationScreen", "EDITABLE"]
 
@@ -30,7 +33,7 @@ class RecommendationScreen(Screen[None]):
     def __init__(self, answers: Answers) -> None:
         super().__init__()
         self.answers = answers
-        self.recommendation: dict[str, Any] | None = None
+        self.recommendation: Recommendation | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -65,37 +68,37 @@ class RecommendationScreen(Screen[None]):
             return
         self.app.call_from_thread(self.show, result)
 
-    def show(self, rec: dict[str, Any]) -> None:
+    def show(self, rec: Recommendation) -> None:
         from advisor.render import duration, memory_bar, processes_line
 
         self.recommendation = rec
-        mem = rec["memory"]
+        mem = rec.memory
         self.query_one("#method", Static).update(
-            f"Recommended: {escape(rec['method_name'])} ({rec['method']}), training "
-            f"{rec['trainable_params']:,} parameters ({rec['trainable_percent']:g}%) of {escape(rec['model']['name'])}")
-        self.query_one("#reasons", Static).update("\n".join(f"• {escape(r)}" for r in rec["reasons"]))
+            f"Recommended: {escape(rec.method_name)} ({rec.method}), training "
+            f"{rec.trainable_params:,} parameters ({rec.trainable_percent:g}%) of {escape(rec.model['name'])}")
+        self.query_one("#reasons", Static).update("\n".join(f"• {escape(r)}" for r in rec.reasons))
         settings = self.query_one("#settings", VerticalScroll)
         settings.remove_children()
         for key in EDITABLE:
-            if rec["hyperparameters"].get(key) is None:
+            if rec.hyperparameters.get(key) is None:
                 continue
-            advised = rec["advised_ranges"].get(key)
+            advised = rec.advised_ranges.get(key)
             hint = f"  (advised {advised[0]:g} to {advised[1]:g})" if advised else ""
-            settings.mount(Horizontal(Label(f"{key}{hint}"), Input(str(rec["hyperparameters"][key]), id=f"hp-{key}"),
+            settings.mount(Horizontal(Label(f"{key}{hint}"), Input(str(rec.hyperparameters[key]), id=f"hp-{key}"),
                                       classes="field"))
         fits = "[green]fits[/]" if mem["fits"] else "[red]does not fit[/]"
         self.query_one("#memory-bar", Static).update(
             f"Memory: {escape(mem['summary'])}: {fits}\n{memory_bar(mem['breakdown'], mem['available_gb'])}\n"
             + ", ".join(f"{k.replace('_', ' ')} {v:g} GB" for k, v in mem["breakdown"].items())
             + (f"\nProcesses: {escape(processes_line(rec))}" if processes_line(rec) else ""))
-        self.query_one("#time", Static).update(f"Time: {duration(rec['time']['estimated_hours'])} "
-                                               f"({escape(rec['time']['basis'])})")
+        self.query_one("#time", Static).update(f"Time: {duration(rec.time['estimated_hours'])} "
+                                               f"({escape(rec.time['basis'])})")
         self.query_one("#warnings", Static).update(
-            "\n".join(f"[yellow]! {escape(w)}[/]" for w in rec["warnings"]) or "[green]no warnings[/]")
+            "\n".join(f"[yellow]! {escape(w)}[/]" for w in rec.warnings) or "[green]no warnings[/]")
         self.query_one("#alternatives", Static).update(
             "Alternatives:\n" + "\n".join(f"• {a['method']} ({a['estimated_gb']:g} GB): {escape(a['why_not'])}"
-                                           for a in rec["alternatives"]))
-        self.query_one("#alternative", Select).set_options([(a["method"], a["method"]) for a in rec["alternatives"]])
+                                           for a in rec.alternatives))
+        self.query_one("#alternative", Select).set_options([(a["method"], a["method"]) for a in rec.alternatives])
 
     def _with_overrides(self, **changes: Any) -> Answers:
         data = answers_to_dict(self.answers)
@@ -111,7 +114,7 @@ class RecommendationScreen(Screen[None]):
             if not found:
                 continue
             text = found.first(Input).value.strip()
-            old = (self.recommendation or {}).get("hyperparameters", {}).get(key)
+            old = self.recommendation.hyperparameters.get(key) if self.recommendation else None
             try:
                 value: Any = int(text) if isinstance(old, int) and not isinstance(old, bool) else float(text)
             except ValueError:
@@ -145,16 +148,23 @@ class RecommendationScreen(Screen[None]):
 
     @on(Button.Pressed, "#train")
     def action_train(self) -> None:
-        from runner.launch import create_run, start_worker
-        from runner.pipeline import plan_run
+        self.query_one("#problem", Label).update("checking the data and the model, then starting training...")
+        self.start_training()
+
+    @work(thread=True, exclusive=True, group="train")
+    def start_training(self) -> None:
+        """The checks, the run directory and the training process (advisor/runs.py), off the UI thread."""
+        from advisor.runs import start_run
 
         try:
-            recommendation, plan = plan_run(self.answers)
-            run = create_run(self.answers, recommendation, plan, self.app.runs_dir)  # type: ignore[attr-defined]
+            started = start_run(self.answers, self.app.runs_dir)  # type: ignore[attr-defined]
         except InputError as exc:
-            self.query_one("#problem", Label).update(str(exc))
+            self.app.call_from_thread(self.query_one("#problem", Label).update, str(exc))
             return
-        start_worker(run)
+        self.app.call_from_thread(self.training_started, str(started.run.path))
+
+    def training_started(self, run_dir: str) -> None:
         from advisor.tui.training import TrainingScreen
 
-        self.app.push_screen(TrainingScreen(str(run.path)))
+        self.query_one("#problem", Label).update("")
+        self.app.push_screen(TrainingScreen(run_dir))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual import work
@@ -12,6 +10,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
+
+if TYPE_CHECKING:
+    from runner.report import Report
 
 __all__ = ["ResultsScreen"]
 
@@ -35,9 +36,12 @@ class ResultsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        report = Path(self.run_dir) / "report.json"
-        if report.exists():
-            self.show(json.loads(report.read_text(encoding="utf-8")))
+        from runner.report import read_report
+        from runner.rundir import RunDir
+
+        run = RunDir(self.run_dir)
+        if run.report_json.exists():
+            self.show(read_report(run))
         else:
             self.evaluate()
 
@@ -53,38 +57,38 @@ class ResultsScreen(Screen[None]):
             return
         self.app.call_from_thread(self.show, report)
 
-    def show(self, report: dict[str, Any]) -> None:
-        ready = report["scorecard"]["ready"]
-        self.query_one("#verdict", Static).update(
-            f"[{'green' if ready else 'yellow'}]{escape(report['verdict'])}[/]")
-        primary = report["metrics"][report["primary_metric"]]
-        lines = [escape(primary["sentence"]), "",
+    def show(self, report: Report) -> None:
+        from runner.report import general_sentence, scorecard_rows
+        from runner.review import read_predictions
+        from runner.rundir import RunDir
+
+        ready = report.scorecard["ready"]
+        self.query_one("#verdict", Static).update(f"[{'green' if ready else 'yellow'}]{escape(report.verdict)}[/]")
+        lines = [escape(report.primary["sentence"]), "",
                  "The p-value is the chance of a difference this large if both models were equally good; the "
                  "interval is the range of differences the test supports (above zero: the tuned model is better)."]
-        lines += [f"[yellow]note: {escape(w)}[/]" for w in report.get("warnings", [])]
-        g = report["general_ability"]
-        lines.append(f"General ability: perplexity {g['perplexity_base']:.3f} -> {g['perplexity_tuned']:.3f} "
-                     f"({g['perplexity_increase'] * 100:+.1f}%, lower is better)")
+        lines += [f"[yellow]note: {escape(w)}[/]" for w in report.warnings]
+        lines.append(escape(general_sentence(report)))
+        if report.human_preference:
+            lines.append(escape(report.human_preference["sentence"]))
         self.query_one("#evidence", Static).update("\n".join(lines))
         card = self.query_one("#scorecard", DataTable)
         card.clear(columns=True)
         card.add_columns("dimension", "weight", "score", "measured")
-        for name, d in report["scorecard"]["dimensions"].items():
-            shown = ", ".join(f"{k} {v}" for k, v in d["inputs"].items() if k != "sub_scores")
-            card.add_row(name, f"{d['weight']:.0%}", "-" if d["score"] is None else f"{d['score']:g}", shown)
+        for row in scorecard_rows(report):
+            card.add_row(*row)
         table = self.query_one("#examples", DataTable)
         table.clear(columns=True)
         table.add_columns("reference", "base", "tuned")
-        run = Path(self.run_dir)
+        run = RunDir(self.run_dir)
         try:
-            base = [json.loads(x) for x in (run / "eval" / "predictions-base.jsonl").read_text().splitlines()]
-            tuned = [json.loads(x) for x in (run / "eval" / "predictions-tuned.jsonl").read_text().splitlines()]
+            base, tuned = read_predictions(run, "base"), read_predictions(run, "tuned")
         except OSError:
             base, tuned = [], []
         for b, t in list(zip(base, tuned, strict=False))[:10]:
             table.add_row(b["reference"][:40], b["output"][:40], t["output"][:40])
-        artifact = run / ("model" if report["method"] in ("full", "freeze") else "adapter")
-        self.query_one("#paths", Static).update(f"report: {run / 'report.md'}\nadapter or model: {artifact}")
+        artifact = run.path / run.read_plan().artifact
+        self.query_one("#paths", Static).update(f"report: {run.report_md}\nadapter or model: {artifact}")
 
     def action_review(self) -> None:
         """Blind review of 10 random test answers (needs the evaluation's prediction files)."""

@@ -1,36 +1,19 @@
-"""Method builders, one per family, registered by method id: build(model, plan) -> trainable model."""
+"""Method builders, one per family, registered by the family the method's card names (runner/methods/registry.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from runner.methods.full import build_freeze, build_full
-from runner.methods.ia3 import build_ia3
-from runner.methods.lora import build_lora
-from runner.methods.prompt import build_p_tuning, build_prefix, build_prompt_tuning
+from runner.methods import full, ia3, lora, prompt  # noqa: F401  (each registers its family's builder)
+from runner.methods.registry import BUILDERS
+from runner.plan import Plan
 
 __all__ = ["BUILDERS", "apply_method", "trainable_count"]
 
-Builder = Callable[[Any, dict[str, Any]], Any]
 
-BUILDERS: dict[str, Builder] = {
-    "lora": build_lora,
-    "dora": build_lora,
-    "qlora": build_lora,
-    "prefix": build_prefix,
-    "p_tuning_v2": build_prefix,
-    "p_tuning": build_p_tuning,
-    "prompt_tuning": build_prompt_tuning,
-    "ia3": build_ia3,
-    "freeze": build_freeze,
-    "full": build_full,
-}
-
-
-def apply_method(model: Any, plan: dict[str, Any]) -> Any:
+def apply_method(model: Any, plan: Plan) -> Any:
     """The model prepared for the plan's method (a PeftModel, or the base with chosen weights trainable)."""
-    return BUILDERS[plan["method"]](model, plan)
+    return BUILDERS[plan.card.family](model, plan)
 
 
 def trainable_count(model: Any) -> tuple[int, int]:

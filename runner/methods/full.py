@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.methods.registry import register
+from runner.plan import Plan
 
-def build_full(model: Any, plan: dict[str, Any]) -> Any:
+
+@register("full")
+def build_full(model: Any, plan: Plan) -> Any:
     for p in model.parameters():
         p.requires_grad = True
     return model
@@ -22,8 +26,9 @@ def transformer_blocks(model: Any) -> Any:
     return lists[0]
 
 
-def build_freeze(model: Any, plan: dict[str, Any]) -> Any:
-    n = plan["hyperparameters"].get("freeze_trainable_layers", 2)
+@register("freeze")
+def build_freeze(model: Any, plan: Plan) -> Any:
+    n = plan.hyperparameters.get("freeze_trainable_layers", 2)
     for p in model.parameters():
         p.requires_grad = False
     blocks = transformer_blocks(model)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.methods.registry import register
 from runner.methods.targets import modules_with_shapes
+from runner.plan import Plan
 
 
-def build_ia3(model: Any, plan: dict[str, Any]) -> Any:
+@register("ia3")
+def build_ia3(model: Any, plan: Plan) -> Any:
     from peft import IA3Config, get_peft_model
 
     attention = modules_with_shapes(plan, {"k", "v"}) or modules_with_shapes(plan, {"qkv"})

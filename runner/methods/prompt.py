@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.methods.registry import register
+from runner.plan import Plan
+
 
 def _no_checkpointing(model: Any) -> None:
     # peft's prefix key/values are not recomputed by checkpointed blocks: make sure it is off,
@@ -20,30 +23,37 @@ def checkpointing_on(model: Any) -> bool:
     return bool(getattr(model, name, False))
 
 
-def build_prefix(model: Any, plan: dict[str, Any]) -> Any:
+@register("prefix")
+def build_prefix(model: Any, plan: Plan) -> Any:
     from peft import PrefixTuningConfig, get_peft_model
 
     _no_checkpointing(model)
-    hp = plan["hyperparameters"]
-    projection = plan["method"] == "prefix"
+    hp = plan.hyperparameters
+    projection = plan.method == "prefix"
     extra = {"encoder_hidden_size": hp["encoder_hidden_size"]} if projection and hp.get("encoder_hidden_size") else {}
     config = PrefixTuningConfig(num_virtual_tokens=hp["num_virtual_tokens"], prefix_projection=projection,
                                 task_type="CAUSAL_LM", **extra)
     return get_peft_model(model, config)
 
 
-def build_p_tuning(model: Any, plan: dict[str, Any]) -> Any:
+def _build_p_tuning(model: Any, plan: Plan) -> Any:
     from peft import PromptEncoderConfig, get_peft_model
 
-    hp = plan["hyperparameters"]
+    hp = plan.hyperparameters
     config = PromptEncoderConfig(num_virtual_tokens=hp["num_virtual_tokens"], encoder_reparameterization_type="MLP",
                                  task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 
-def build_prompt_tuning(model: Any, plan: dict[str, Any]) -> Any:
+def _build_prompt_tuning(model: Any, plan: Plan) -> Any:
     from peft import PromptTuningConfig, PromptTuningInit, get_peft_model
 
-    config = PromptTuningConfig(num_virtual_tokens=plan["hyperparameters"]["num_virtual_tokens"],
+    config = PromptTuningConfig(num_virtual_tokens=plan.hyperparameters["num_virtual_tokens"],
                                 prompt_tuning_init=PromptTuningInit.RANDOM, task_type="CAUSAL_LM")
     return get_peft_model(model, config)
+
+
+@register("prompt")
+def build_input_prompts(model: Any, plan: Plan) -> Any:
+    """Virtual tokens before the input: P-Tuning (through a prompt encoder) or prompt tuning (plain embeddings)."""
+    return _build_p_tuning(model, plan) if plan.method == "p_tuning" else _build_prompt_tuning(model, plan)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from runner.plan import Plan
 
 __all__ = ["modules_with_shapes"]
 
 
-def modules_with_shapes(plan: dict[str, Any], shapes: set[str]) -> list[str] | None:
+def modules_with_shapes(plan: Plan, shapes: set[str]) -> list[str] | None:
     """Names of the block's linear modules of the given shape kinds, or None if the architecture is unknown."""
-    modules: dict[str, str] | None = plan["model"].get("modules")
+    modules = plan.model.modules
     if not modules:
         return None
     return [name for name, shape in modules.items() if shape in shapes] or None

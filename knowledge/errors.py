@@ -1,8 +1,8 @@
-"""InputError: bad user input, reported with the file, line or key and what to do (exit code 2)."""
+"""The error every layer reports bad input with: the file, line or key, and what to do (exit code 2)."""
 
 from __future__ import annotations
 
-__all__ = ["InputError"]
+__all__ = ["InputError", "KnowledgeError"]
 
 
 class InputError(Exception):
@@ -25,3 +25,7 @@ class InputError(Exception):
         key = f"{self.key}: " if self.key else ""
         hint = f" ({self.hint})" if self.hint else ""
         return f"{where}{key}{self.message}{hint}"
+
+
+class KnowledgeError(InputError):
+    """A file in knowledge/ is malformed (a maintainer's mistake, not the user's); it names the file and key."""

@@ -1,35 +1,47 @@
 """The whole pipeline from an answers file: recommend -> plan -> train -> evaluate -> report (replay), and the
 offline demo that replays one answers file per goal on the demo's tiny model.
 
-The same functions serve the CLI (`replay`, `demo`) and, later, the TUI. Training runs in its own process
-(runner.worker); evaluation runs here once training is done.
+The same functions serve the CLI (`replay`, `demo`) and the app. Training runs in its own process
+(runner.worker, started by advisor/runs.py); evaluation runs here once training is done.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from advisor.answers import Answers, answers_from_dict, answers_to_dict, load_answers
-from advisor.errors import InputError
+from advisor.recommend import Recommendation
+from advisor.runs import plan_run, resume_run, start_run
+from knowledge.errors import InputError
+from runner.launch import wait_for_exit_after_done
+from runner.plan import Plan
+from runner.report import Report
+from runner.report import summary as report_summary
 from runner.rundir import RunDir, open_run_dir
 
-__all__ = ["DEMO_ANSWERS", "apply_settings", "demo", "plan_run", "replay", "ReplayResult"]
+__all__ = ["DEMO_ANSWERS", "apply_settings", "demo", "replay", "ReplayResult"]
 
-DEMO_ANSWERS = Path(__file__).parent / "assets" / "demo"
+DEMO_ANSWERS = Path(__file__).resolve().parent.parent / "runner" / "assets" / "demo"
 GOALS_IN_ORDER = ("knowledge", "style", "reasoning", "agent")
 
 Say = Callable[[str], None]
 OnEvent = Callable[[dict[str, Any]], None]
 
 
-class ReplayResult(dict[str, Any]):
-    """exit_code, run (path or None), recommendation, plan, report (or None)."""
+@dataclass
+class ReplayResult:
+    exit_code: int
+    run: str | None
+    """The run directory; None for a dry run."""
+    recommendation: Recommendation
+    plan: Plan
+    report: Report | None = None
 
 
 def apply_settings(answers: Answers, method: str | None, settings: list[str]) -> Answers:
@@ -57,73 +69,43 @@ def apply_settings(answers: Answers, method: str | None, settings: list[str]) ->
     return answers_from_dict(data, file="--set")
 
 
-def plan_run(answers: Answers, *, allow_network: bool = True,
-             check_model: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The recommendation and the plan for a training run, after the checks that must pass before one starts:
-    every example usable (the file and line otherwise) and, for a local model, a folder it can load."""
-    from advisor.recommend import gather_inputs, recommend
-    from runner.plan import make_plan
-
-    inputs = gather_inputs(answers, allow_network=allow_network)
-    for profile in (inputs.data, inputs.test_data):
-        if profile is not None and profile.errors:
-            first = next(p for p in profile.problems if p.severity == "error")
-            raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
-                             file=profile.file, line=first.line,
-                             hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
-    recommendation = recommend(inputs)
-    plan = make_plan(answers, recommendation)
-    if check_model:
-        from runner.model import check_model_source
-
-        check_model_source(plan["model"]["name_or_path"])
-    return recommendation, plan
-
-
 def _follow(run: RunDir, proc: Any, on_event: OnEvent, say: Say) -> int:
     from runner.launch import follow_with_stop
 
     return follow_with_stop(str(run.path), on_event, proc=proc, say=say)
 
 
-def _artifact(run: RunDir, plan: dict[str, Any]) -> Path:
-    return run.model if plan["method"] in ("full", "freeze") else run.adapter
-
-
 def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, resume: str | None = None,
            allow_network: bool = True, say: Say = print, on_event: OnEvent | None = None) -> ReplayResult:
     """Recommend, plan, train and evaluate. Returns what happened; raises InputError for bad input."""
-    from runner.launch import create_run, start_worker, wait_for_exit_after_done
-
     on_event = on_event or (lambda event: None)
     if resume:
         run = open_run_dir(resume)
         plan = run.read_plan()
-        recommendation = json.loads(run.recommendation.read_text(encoding="utf-8"))
-        wait_for_exit_after_done(run)
-        if run.worker_alive():
-            raise InputError("this run is still training", file=resume,
-                             hint=f"follow it with: finetune-advisor attach {resume}")
-        if not (_artifact(run, plan) / "config.json").exists() and \
-                not (_artifact(run, plan) / "adapter_config.json").exists():
+        recommendation = Recommendation.from_json(run.read_json(run.recommendation))
+        if not _trained(run, plan):
             say(f"continuing training: {run.path}")
-            run.stop_request.unlink(missing_ok=True)
-            code = _follow(run, start_worker(run, resume=True), on_event, say)
-            if code != 0 or not _artifact(run, plan).is_dir():
+            started = resume_run(resume)
+            code = _follow(run, started.proc, on_event, say)
+            if code != 0 or not _trained(run, plan):
                 return ReplayResult(exit_code=code or 1, run=str(run.path), recommendation=recommendation,
                                     plan=plan, report=None)
+        else:
+            wait_for_exit_after_done(run)
+            if run.worker_alive():
+                raise InputError("this run is still training", file=resume,
+                                 hint=f"follow it with: finetune-advisor attach {resume}")
     else:
-        recommendation, plan = plan_run(answers, allow_network=allow_network, check_model=not dry_run)
         if dry_run:
+            recommendation, plan = plan_run(answers, allow_network=allow_network, check_model=False)
             return ReplayResult(exit_code=0, run=None, recommendation=recommendation, plan=plan, report=None)
-        run = create_run(answers, recommendation, plan, runs_dir)
-        say(f"run directory: {run.path}")
-        from runner.distributed import launch_summary
-
-        for line in launch_summary(plan, run.path):
+        started = start_run(answers, runs_dir, allow_network=allow_network)
+        run, plan = started.run, started.plan
+        recommendation = Recommendation.from_json(run.read_json(run.recommendation))
+        for line in started.lines:
             say(line)
-        code = _follow(run, start_worker(run), on_event, say)
-        if code != 0 or not _artifact(run, plan).is_dir():
+        code = _follow(run, started.proc, on_event, say)
+        if code != 0 or not _trained(run, plan):
             if code == 0:
                 say(f"training stopped before the end; continue with: finetune-advisor replay "
                     f"{answers.source or 'A.yaml'} --resume {run.path}")
@@ -142,18 +124,17 @@ def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, r
     return ReplayResult(exit_code=0, run=str(run.path), recommendation=recommendation, plan=plan, report=report)
 
 
+def _trained(run: RunDir, plan: Plan) -> bool:
+    """Whether the run's final artifact was saved (training finished)."""
+    folder = run.path / plan.artifact
+    return (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
+
+
 def summary(result: ReplayResult) -> dict[str, Any]:
     """The report summary printed at the end (and by --json)."""
-    report = result.get("report")
-    out: dict[str, Any] = {"exit_code": result["exit_code"], "run": result["run"],
-                           "method": result["recommendation"]["method"]}
-    if report:
-        primary = report["metrics"][report["primary_metric"]]
-        out.update(goal=report["goal"], metric=report["primary_metric"], base=primary["base_mean"],
-                   tuned=primary["tuned_mean"], effect=primary["effect"], ci=[primary["ci_low"], primary["ci_high"]],
-                   p_value=primary["p_value"], significant=report["significant"],
-                   scorecard_total=report["scorecard"]["total"], ready=report["scorecard"]["ready"],
-                   verdict=report["verdict"], report=str(Path(result["run"]) / "report.md"))
+    out: dict[str, Any] = {"exit_code": result.exit_code, "run": result.run, "method": result.recommendation.method}
+    if result.report is not None and result.run is not None:
+        out.update(report_summary(result.report, RunDir(result.run)))
     return out
 
 
@@ -211,7 +192,7 @@ def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say 
         say(f"== knowledge with {method}")
         result = replay(apply_settings(answers, method, settings + (extra or [])), runs_dir=runs_dir,
                         allow_network=False, say=say, on_event=on_event)
-        if result["exit_code"] != 0:
-            raise RuntimeError(f"the {method} run failed: see {result['run']}")
-        runs.append(str(result["run"]))
+        if result.exit_code != 0:
+            raise RuntimeError(f"the {method} run failed: see {result.run}")
+        runs.append(str(result.run))
     return compare_runs(runs, progress=say)

@@ -1,0 +1,66 @@
+"""What the recommendation reads: the data files (profiled), the model's config (shapes, no weights) and the
+hardware (the answers' or this machine's). All the I/O of a recommendation happens here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from advisor.answers import Answers
+from advisor.data_probe import DataProfile, probe_file
+from advisor.hardware import Hardware, detect_hardware, hardware_from_answers
+from advisor.model_profile import ModelProfile, profile_model
+from knowledge.errors import InputError
+
+__all__ = ["Inputs", "gather_inputs"]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    answers: Answers
+    hardware: Hardware
+    model: ModelProfile
+    data: DataProfile | None = None
+    test_data: DataProfile | None = None
+
+
+def gather_inputs(answers: Answers, *, detect: bool = True, allow_network: bool = True) -> Inputs:
+    """Read what the recommendation needs: data files, the model's config, the hardware."""
+    data = test = None
+    if answers.data.path:
+        data = _probe(answers, answers.data.path, "data.path")
+    if answers.data.test_path:
+        test = _probe(answers, answers.data.test_path, "data.test_path")
+    try:
+        model = profile_model(answers.model_location(), answers.model.params_b, allow_network=allow_network)
+    except InputError as exc:
+        raise _in_answers(exc, answers, "model.name_or_path") from None
+    detected = detect_hardware() if detect else None
+    if answers.hardware is not None:
+        hardware = hardware_from_answers([(g.name, g.memory_gb) for g in answers.hardware.gpus],
+                                         answers.hardware.ram_gb, detected)
+    elif detected is not None:
+        hardware = detected
+    else:
+        raise InputError("no hardware given and detection is off", key="hardware",
+                         hint="add a hardware section to the answers file")
+    return Inputs(answers, hardware, model, data, test)
+
+
+def _in_answers(exc: InputError, answers: Answers, key: str) -> InputError:
+    """The same error, saying which answers key led to it."""
+    if exc.key is None and answers.source is not None:
+        return InputError(f"{exc}", file=str(answers.source), key=key)
+    return exc
+
+
+def _probe(answers: Answers, path: str, key: str) -> DataProfile:
+    try:
+        profile = probe_file(answers.resolve(path), layout=answers.data.format)
+    except InputError as exc:
+        raise _in_answers(exc, answers, key) from None
+    if profile.examples == 0:
+        first = next((p for p in profile.problems if p.severity == "error"), None)
+        detail = f"; line {first.line}: {first.message}" if first else ""
+        raise InputError(f"no usable examples in {path}{detail}", file=str(answers.source or path), key=key,
+                         hint=f"run: finetune-advisor inspect-data {path}")
+    return profile

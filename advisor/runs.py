@@ -1,0 +1,100 @@
+"""Starting and resuming a training run, the one way every front end does it (train, replay, the app): the
+checks that must pass first, the run directory with its inputs, and the training process.
+
+No torch here: the training process imports it. The app calls these from a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from advisor.answers import Answers, answers_to_dict
+from advisor.model_profile import check_model_source
+from advisor.plan import make_plan
+from advisor.recommend import Recommendation, gather_inputs, recommend
+from knowledge.errors import InputError
+from runner.distributed import is_distributed, launch_summary, write_launch_files
+from runner.launch import start_worker, wait_for_exit_after_done
+from runner.plan import Plan
+from runner.rundir import RunDir, create_run_dir, open_run_dir
+
+__all__ = ["MIN_FREE_DISK_GB", "StartedRun", "create_run", "plan_run", "resume_run", "start_run"]
+
+#: Free disk below this in the runs folder is refused before anything starts.
+MIN_FREE_DISK_GB = 1.0
+
+
+@dataclass
+class StartedRun:
+    run: RunDir
+    proc: subprocess.Popen[bytes]
+    plan: Plan
+    lines: list[str] = field(default_factory=list)
+    """What to tell the user: the run directory, and the commands for the other machines of a multi-node run."""
+
+
+def plan_run(answers: Answers, *, allow_network: bool = True,
+             check_model: bool = True) -> tuple[Recommendation, Plan]:
+    """The recommendation and the plan for a training run, after the checks that must pass before one starts:
+    every example usable (the file and line otherwise) and, for a local model, a folder it can load."""
+    inputs = gather_inputs(answers, allow_network=allow_network)
+    for profile in (inputs.data, inputs.test_data):
+        if profile is not None and profile.errors:
+            first = next(p for p in profile.problems if p.severity == "error")
+            raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
+                             file=profile.file, line=first.line,
+                             hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
+    recommendation = recommend(inputs)
+    plan = make_plan(answers, recommendation)
+    if check_model:
+        check_model_source(plan.model.name_or_path)
+    return recommendation, plan
+
+
+def create_run(answers: Answers, recommendation: Recommendation, plan: Plan, runs_dir: str) -> RunDir:
+    """A new run directory with answers.yaml, recommendation.json and plan.json (and, for several processes,
+    the accelerate files)."""
+    Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(runs_dir).free / 1e9
+    if free < MIN_FREE_DISK_GB:
+        raise InputError(f"only {free:.1f} GB free disk", file=runs_dir, hint="free some space or choose --runs-dir")
+    run = create_run_dir(runs_dir, plan.method, plan.model.name_or_path)
+    data = answers_to_dict(answers)
+    for key in ("path", "test_path", "validation_path"):  # the run keeps pointing at the same files
+        if key in data["data"]:
+            data["data"][key] = str(answers.resolve(data["data"][key]))
+    run.answers.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    run.recommendation.write_text(json.dumps(recommendation.to_json(), indent=2, ensure_ascii=False),
+                                  encoding="utf-8")
+    run.plan.write_text(json.dumps(plan.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    if is_distributed(plan):
+        write_launch_files(plan, run.path, python=sys.executable)
+    return run
+
+
+def start_run(answers: Answers, runs_dir: str, *, allow_network: bool = True) -> StartedRun:
+    """Check, plan, create the run directory and start the training process."""
+    recommendation, plan = plan_run(answers, allow_network=allow_network)
+    run = create_run(answers, recommendation, plan, runs_dir)
+    proc = start_worker(run)
+    return StartedRun(run, proc, plan, [f"run directory: {run.path}", *launch_summary(plan, run.path)])
+
+
+def resume_run(path: str | Path) -> StartedRun:
+    """Continue a stopped, killed or crashed run from its newest complete checkpoint."""
+    run = open_run_dir(path)
+    wait_for_exit_after_done(run)
+    if run.worker_alive():
+        raise InputError("this run is still training", file=str(path),
+                         hint=f"follow it with: finetune-advisor attach {path}")
+    run.stop_request.unlink(missing_ok=True)
+    plan = run.read_plan()
+    proc = start_worker(run, resume=True)
+    return StartedRun(run, proc, plan, [f"run directory: {run.path}", *launch_summary(plan, run.path)])

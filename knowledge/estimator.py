@@ -1,0 +1,94 @@
+"""knowledge/estimator.yaml: the constants of the memory and time estimates, each with its source or the
+measurement it was fitted on, and the estimate's error per device."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from knowledge.files import read_knowledge
+from knowledge.ids import RUNNABLE_METHODS
+from knowledge.reader import Reader
+
+__all__ = ["EstimatorConstants", "load_estimator_constants"]
+
+
+@dataclass(frozen=True)
+class EstimatorConstants:
+    cuda_context_gb: float
+    allocator_slack: float
+    estimate_error: dict[str, tuple[float, str]]
+    """device -> (relative error of the memory estimate, where that figure comes from)"""
+    cpu_reserved_gb: float
+    nf4_block_size: int
+    nf4_double_quant_block: int
+    logits_bytes_per_element: float
+    mfu: dict[str, float]
+    cpu_flops_per_cycle: dict[str, float]
+    """fp32 FLOP per cycle and core by SIMD kind (avx512, avx2, neon, default)"""
+    cpu_default_ghz: float
+    cpu_extra_core_efficiency: float
+    method_speed_factor: dict[str, dict[str, float]] = field(default_factory=dict)
+    """device (cuda | cpu) -> method -> extra wall time beyond the FLOP count"""
+    cpu_heap_retention: dict[str, float] = field(default_factory=lambda: {"default": 0.0})
+    cpu_heap_max_block_mb: float = 32.0
+    cpu_runtime_overhead_gb: float = 0.0
+    chars_per_token: float = 4.0
+    gpu_tflops: dict[str, float] = field(default_factory=dict)
+
+    def gpu_peak_tflops(self, name: str) -> tuple[float, bool]:
+        """Peak dense 16-bit TFLOP/s for a GPU name, and whether the name was recognised."""
+        for key in sorted((k for k in self.gpu_tflops if k != "default"), key=len, reverse=True):
+            if key.lower() in name.lower():
+                return self.gpu_tflops[key], True
+        return self.gpu_tflops["default"], False
+
+
+def _estimate_error(r: Reader) -> dict[str, tuple[float, str]]:
+    r.only("cuda", "mps", "cpu")
+    out = {}
+    for device in ("cuda", "mps", "cpu"):
+        entry = r.sub(device, ("relative", "basis"))
+        relative = entry.get("relative", float)
+        if not 0 <= relative < 1:
+            entry.fail(f"must be between 0 and 1, got {relative}", "relative")
+        out[device] = (relative, entry.get("basis", str))
+    return out
+
+
+@functools.cache
+def load_estimator_constants() -> EstimatorConstants:
+    top = read_knowledge("estimator.yaml", "memory", "time", "gpus")
+    m = top.sub("memory", ("cuda_context_gb", "allocator_slack", "estimate_error", "cpu_reserved_gb",
+                           "nf4_block_size", "nf4_double_quant_block", "logits_bytes_per_element",
+                           "cpu_heap_retention", "cpu_heap_max_block_mb", "cpu_runtime_overhead_gb"))
+    t = top.sub("time", ("mfu", "cpu_flops_per_cycle", "cpu_default_ghz", "cpu_extra_core_efficiency",
+                         "method_speed_factor", "chars_per_token"))
+    g = top.sub("gpus")
+    heap_r = m.sub("cpu_heap_retention", ("default", *RUNNABLE_METHODS))
+    heap = {str(key): heap_r.get(str(key), float) for key in heap_r.data}
+    if "default" not in heap:
+        heap_r.fail("missing", "default")
+    mfu_r = t.sub("mfu", ("cuda", "mps", "cpu"))
+    speed_r = t.sub("method_speed_factor", ("cuda", "cpu"))
+    cycle_r = t.sub("cpu_flops_per_cycle", ("avx512", "avx2", "neon", "default"))
+    speed: dict[str, dict[str, float]] = {}
+    for device in ("cuda", "cpu"):
+        per_device = speed_r.sub(device, RUNNABLE_METHODS)
+        speed[device] = {str(k): per_device.get(str(k), float) for k in per_device.data}
+    gpus = {str(k): g.get(str(k), float) for k in g.data}
+    if "default" not in gpus:
+        g.fail("missing", "default")
+    return EstimatorConstants(
+        cuda_context_gb=m.get("cuda_context_gb", float), allocator_slack=m.get("allocator_slack", float),
+        estimate_error=_estimate_error(m.sub("estimate_error")), cpu_reserved_gb=m.get("cpu_reserved_gb", float),
+        nf4_block_size=m.get("nf4_block_size", int), nf4_double_quant_block=m.get("nf4_double_quant_block", int),
+        logits_bytes_per_element=m.get("logits_bytes_per_element", float),
+        mfu={k: mfu_r.get(k, float) for k in ("cuda", "mps", "cpu")},
+        cpu_flops_per_cycle={k: cycle_r.get(k, float) for k in ("avx512", "avx2", "neon", "default")},
+        cpu_default_ghz=t.get("cpu_default_ghz", float), method_speed_factor=speed,
+        cpu_extra_core_efficiency=t.get("cpu_extra_core_efficiency", float),
+        chars_per_token=t.get("chars_per_token", float), gpu_tflops=gpus,
+        cpu_heap_retention=heap, cpu_heap_max_block_mb=m.get("cpu_heap_max_block_mb", float),
+        cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float),
+    )
