@@ -21,8 +21,8 @@ def alternatives(method: str, inputs: Inputs, facts: DataFacts, budget: Budget, 
     max_length = max_length_for(facts.tokens_p99, inputs.model, load_hyperparameters())
 
     def fit(alt: str) -> Fit:  # each alternative with its own default settings, as the user would start it
-        return fit_memory(alt, method_settings(alt, answers.goal, facts.examples, max_length), inputs.model,
-                          budget.device, budget.usable, {}, facts.min_length)
+        hp = method_settings(alt, answers.goal, facts.examples, max_length, inputs.model.params_b)
+        return fit_memory(alt, hp, inputs.model, budget.device, budget.usable, {}, facts.min_length)
 
     candidates: list[tuple[str, str]] = [(m, why) for m, why in trace.rejected.items() if m and m != method]
     for rule in table.stage("alternatives"):

@@ -21,6 +21,7 @@ from knowledge import (
 )
 from knowledge.errors import InputError
 from knowledge.reader import Reader, describe, key_lines, parse_yaml
+from runner.builtin_models import builtin_folder, builtin_model
 
 __all__ = [
     "Answers", "DataAnswers", "EvaluationAnswers", "GpuAnswer", "HardwareAnswers", "ModelAnswers",
@@ -123,8 +124,12 @@ class Answers:
         return p
 
     def model_location(self) -> str:
-        """The model as it is loaded: a local folder made absolute against the answers file, else the hub id."""
+        """The model as it is loaded: a built-in model's folder in the cache, a local folder made absolute
+        against the answers file, else the hub id."""
         name = self.model.name_or_path
+        builtin = builtin_model(name)
+        if builtin is not None:
+            return str(builtin_folder(builtin))
         local = self.resolve(name)
         return str(local) if name.startswith((".", "/", "~")) or local.exists() else name
 

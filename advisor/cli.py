@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InputError("give --answers A.yaml, or --resume RUN_DIR")
         from advisor.answers import load_answers
 
-        started = start_run(load_answers(args.answers), args.runs_dir, allow_network=not args.offline)
+        started = start_run(load_answers(args.answers), args.runs_dir, allow_network=not args.offline, say=print)
     for line in started.lines:
         print(line)
     if args.detach:

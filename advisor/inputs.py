@@ -10,6 +10,7 @@ from advisor.data_probe import DataProfile, probe_file
 from advisor.hardware import Hardware, detect_hardware, hardware_from_answers
 from advisor.model_profile import ModelProfile, profile_model
 from knowledge.errors import InputError
+from runner.builtin_models import builtin_model
 
 __all__ = ["Inputs", "gather_inputs"]
 
@@ -31,7 +32,8 @@ def gather_inputs(answers: Answers, *, detect: bool = True, allow_network: bool 
     if answers.data.test_path:
         test = _probe(answers, answers.data.test_path, "data.test_path")
     try:
-        model = profile_model(answers.model_location(), answers.model.params_b, allow_network=allow_network)
+        name = answers.model.name_or_path if builtin_model(answers.model.name_or_path) else answers.model_location()
+        model = profile_model(name, answers.model.params_b, allow_network=allow_network)
     except InputError as exc:
         raise _in_answers(exc, answers, "model.name_or_path") from None
     detected = detect_hardware() if detect else None

@@ -13,6 +13,7 @@ from typing import Any
 
 from knowledge import Architecture, load_architectures, load_model_catalog
 from knowledge.errors import InputError
+from runner.builtin_models import builtin_folder, builtin_model, is_converted
 
 __all__ = ["ModelProfile", "check_model_source", "hub_unreachable", "in_hub_cache", "profile_model",
            "profile_from_config", "profile_from_params"]
@@ -238,7 +239,14 @@ def _hub_config(repo_id: str) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def profile_model(name_or_path: str, params_b: float | None = None, *, allow_network: bool = True) -> ModelProfile:
-    """Shapes for a model: local folder, then hub cache, shipped catalog, hub, and `params_b` as fallback."""
+    """Shapes for a model: a built-in model, a local folder, then hub cache, shipped catalog, hub, and `params_b`
+    as fallback."""
+    builtin = builtin_model(name_or_path)
+    if builtin is not None:  # its converted folder, or before the first conversion its catalog shapes
+        folder = builtin_folder(builtin)
+        config = _read_config(folder / "config.json", builtin.name) if is_converted(folder) else \
+            load_model_catalog()[builtin.hub_id.lower()]
+        return profile_from_config(config, name=builtin.name, source="builtin")
     path = Path(os.path.expanduser(name_or_path))
     looks_local = name_or_path.startswith((".", "/", "~")) or path.exists()
     if looks_local:
@@ -261,9 +269,9 @@ def profile_model(name_or_path: str, params_b: float | None = None, *, allow_net
         return profile_from_config(catalog[name_or_path.lower()], name=name_or_path, source="catalog")
     why = "network use not allowed"
     if allow_network:
-        config, why_not = _hub_config(name_or_path)
-        if config is not None:
-            return profile_from_config(config, name=name_or_path, source="hub")
+        fetched, why_not = _hub_config(name_or_path)
+        if fetched is not None:
+            return profile_from_config(fetched, name=name_or_path, source="hub")
         why = why_not or why
     if params_b is not None:
         profile = profile_from_params(params_b, name_or_path)

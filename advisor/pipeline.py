@@ -1,5 +1,5 @@
 """The whole pipeline from an answers file: recommend -> plan -> train -> evaluate -> report (replay), and the
-offline demo that replays one answers file per goal on the demo's tiny model.
+offline demo that replays one answers file per goal on the built-in SmolLM2-135M-Instruct.
 
 The same functions serve the CLI (`replay`, `demo`) and the app. Training runs in its own process
 (runner.worker, started by advisor/runs.py); evaluation runs here once training is done.
@@ -7,7 +7,6 @@ The same functions serve the CLI (`replay`, `demo`) and the app. Training runs i
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +98,7 @@ def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, r
         if dry_run:
             recommendation, plan = plan_run(answers, allow_network=allow_network, check_model=False)
             return ReplayResult(exit_code=0, run=None, recommendation=recommendation, plan=plan, report=None)
-        started = start_run(answers, runs_dir, allow_network=allow_network)
+        started = start_run(answers, runs_dir, allow_network=allow_network, say=say)
         run, plan = started.run, started.plan
         recommendation = Recommendation.from_json(run.read_json(run.recommendation))
         for line in started.lines:
@@ -138,36 +137,35 @@ def summary(result: ReplayResult) -> dict[str, Any]:
     return out
 
 
-def demo_answers(folder: Path) -> dict[str, Path]:
-    """The shipped demo answers files, copied next to the demo's model and data (their paths are relative)."""
+def demo_answers(folder: Path, say: Say | None = None) -> dict[str, Path]:
+    """The shipped demo answers files, copied next to the demo's data (their paths are relative to it); a copy
+    that was changed by hand is kept as .bak first."""
+    from runner.demo_assets import write_kept
+
+    folder.mkdir(parents=True, exist_ok=True)
     out = {}
     for goal in GOALS_IN_ORDER:
-        source = DEMO_ANSWERS / f"{goal}.yaml"
         target = folder / f"{goal}.yaml"
-        if not target.exists() or target.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, target)
+        write_kept(target, (DEMO_ANSWERS / f"{goal}.yaml").read_text(encoding="utf-8"), say)
         out[goal] = target
     return out
 
 
-def _build_assets(root: Path) -> None:
-    from runner.demo_assets import ensure_demo_assets
-    from runner.quiet import third_party_output_to
+def _demo_folder(folder: str | None, say: Say) -> Path:
+    """The demo's folder with its datasets and answers files, and the built-in model converted."""
+    from runner.demo_assets import default_dir, ensure_demo_assets
 
-    with third_party_output_to(root / "build.log"):
-        ensure_demo_assets(root)
+    root = Path(folder) if folder else default_dir()
+    ensure_demo_assets(root, say)
+    return root
 
 
 def demo(*, folder: str | None = None, runs_dir: str = "runs", goals: tuple[str, ...] = GOALS_IN_ORDER,
          say: Say = print, on_event: OnEvent | None = None) -> list[dict[str, Any]]:
-    """Build (or reuse) the demo assets, then replay one answers file per goal. Returns one summary a goal."""
-    from runner.demo_assets import default_dir
-
-    root = Path(folder) if folder else default_dir()
-    if not (root / "model" / "pretraining.json").is_file():
-        say(f"building the demo's tiny model and datasets in {root} (about a minute, once)")
-    _build_assets(root)
-    files = demo_answers(root)
+    """Write (or reuse) the demo's datasets and model, then replay one answers file per goal. Returns one summary
+    a goal."""
+    root = _demo_folder(folder, say)
+    files = demo_answers(root, say)
     results = []
     for goal in goals:
         say(f"== {goal}: {files[goal]}")
@@ -181,11 +179,9 @@ def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say 
                  on_event: OnEvent | None = None, extra: list[str] | None = None) -> dict[str, Any]:
     """The knowledge demo with the recommended method and two alternatives, compared on the same split."""
     from runner.compare import compare_runs
-    from runner.demo_assets import default_dir
 
-    root = Path(folder) if folder else default_dir()
-    _build_assets(root)
-    answers = load_answers(demo_answers(root)["knowledge"])
+    root = _demo_folder(folder, say)
+    answers = load_answers(demo_answers(root, say)["knowledge"])
     runs = []
     for method, settings in (("lora", []), ("p_tuning_v2", ["overrides.learning_rate=0.03"]),
                              ("qlora", [])):

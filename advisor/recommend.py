@@ -231,8 +231,8 @@ def _settings_that_fit(method: str, inputs: Inputs, facts: DataFacts, overrides:
     at the planned length first (sharding beats truncating the examples), then shorter lengths."""
     answers = inputs.answers
     fixed = _fixed(overrides)
-    hp = method_settings(method, answers.goal, facts.examples, max_length_for(facts.tokens_p99, inputs.model,
-                                                                            load_hyperparameters()))
+    hp = method_settings(method, answers.goal, facts.examples,
+                         max_length_for(facts.tokens_p99, inputs.model, load_hyperparameters()), inputs.model.params_b)
     for key, value in overrides.items():
         if key in hp or key in ("batch_size", "gradient_accumulation", "gradient_checkpointing", "bits",
                                 "optimizer", "packing"):
@@ -342,7 +342,11 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
     hp.update(batch_size=batch, gradient_accumulation=accumulation, max_length=fit.config.seq_len,
               gradient_checkpointing=fit.config.gradient_checkpointing,
               bits=fit.config.bits or default_bits(method, budget.device))
-    trace.warnings.extend(override_warnings(method, overrides, hp, facts.tokens_p99))
+    trace.warnings.extend(override_warnings(method, overrides, hp, facts.tokens_p99, model.params_b))
+    if "learning_rate" not in overrides:
+        band = ranges.learning_rate(method, model.params_b)
+        size = f"up to {band.up_to_b:g}B" if band.up_to_b is not None else "of any size"
+        trace.reasons.append(f"learning rate {band.default:g} for {method} on models {size} ({band.source})")
 
     tokens_per_example = min(fit.config.seq_len, facts.tokens_mean if batch == 1 or facts.tokens_p95 is None
                              else (facts.tokens_mean + facts.tokens_p95) / 2)
@@ -360,7 +364,7 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
     memory = fit.memory
     return Recommendation(
         method=method, method_name=card.name, alternatives=others, hyperparameters=hp,
-        advised_ranges=advised_ranges(method),
+        advised_ranges=advised_ranges(method, model.params_b),
         memory={"estimated_gb": memory.estimated_gb, "uncertainty_gb": memory.uncertainty_gb,
                 "relative_error": budget.error, "error_basis": budget.error_basis,
                 "available_gb": round(budget.available, 2), "usable_gb": budget.usable, "fits": fit.fits,

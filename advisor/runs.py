@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,15 @@ from advisor.model_profile import check_model_source
 from advisor.plan import make_plan
 from advisor.recommend import Recommendation, gather_inputs, recommend
 from knowledge.errors import InputError
+from runner.builtin_models import builtin_model, ensure_builtin
 from runner.distributed import is_distributed, launch_summary, write_launch_files
 from runner.launch import start_worker, wait_for_exit_after_done
 from runner.plan import Plan
 from runner.rundir import RunDir, create_run_dir, open_run_dir
 
 __all__ = ["MIN_FREE_DISK_GB", "StartedRun", "create_run", "plan_run", "resume_run", "start_run"]
+
+Say = Callable[[str], None]
 
 #: Free disk below this in the runs folder is refused before anything starts.
 MIN_FREE_DISK_GB = 1.0
@@ -40,10 +44,11 @@ class StartedRun:
     """What to tell the user: the run directory, and the commands for the other machines of a multi-node run."""
 
 
-def plan_run(answers: Answers, *, allow_network: bool = True,
-             check_model: bool = True) -> tuple[Recommendation, Plan]:
+def plan_run(answers: Answers, *, allow_network: bool = True, check_model: bool = True,
+             say: Say | None = None) -> tuple[Recommendation, Plan]:
     """The recommendation and the plan for a training run, after the checks that must pass before one starts:
-    every example usable (the file and line otherwise) and, for a local model, a folder it can load."""
+    every example usable (the file and line otherwise) and, for a local model, a folder it can load (a built-in
+    model is converted into its folder the first time)."""
     inputs = gather_inputs(answers, allow_network=allow_network)
     for profile in (inputs.data, inputs.test_data):
         if profile is not None and profile.errors:
@@ -54,6 +59,9 @@ def plan_run(answers: Answers, *, allow_network: bool = True,
     recommendation = recommend(inputs)
     plan = make_plan(answers, recommendation)
     if check_model:
+        builtin = builtin_model(answers.model.name_or_path)
+        if builtin is not None:
+            ensure_builtin(builtin, say)
         check_model_source(plan.model.name_or_path)
     return recommendation, plan
 
@@ -79,9 +87,9 @@ def create_run(answers: Answers, recommendation: Recommendation, plan: Plan, run
     return run
 
 
-def start_run(answers: Answers, runs_dir: str, *, allow_network: bool = True) -> StartedRun:
+def start_run(answers: Answers, runs_dir: str, *, allow_network: bool = True, say: Say | None = None) -> StartedRun:
     """Check, plan, create the run directory and start the training process."""
-    recommendation, plan = plan_run(answers, allow_network=allow_network)
+    recommendation, plan = plan_run(answers, allow_network=allow_network, say=say)
     run = create_run(answers, recommendation, plan, runs_dir)
     proc = start_worker(run)
     return StartedRun(run, proc, plan, [f"run directory: {run.path}", *launch_summary(plan, run.path)])

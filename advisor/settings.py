@@ -39,10 +39,12 @@ def max_length_for(tokens_p99: float | None, model: ModelProfile, ranges: Hyperp
     return length
 
 
-def method_settings(method: str, goal: str, examples: int, max_length: int) -> dict[str, Any]:
+def method_settings(method: str, goal: str, examples: int, max_length: int, params_b: float) -> dict[str, Any]:
+    """The settings a method starts from for this goal, data size, length and model size."""
     ranges = load_hyperparameters()
     card = load_methods()[method]
-    hp: dict[str, Any] = {"learning_rate": card.defaults["learning_rate"], "epochs": _epochs(examples, ranges)}
+    hp: dict[str, Any] = {"learning_rate": ranges.learning_rate(method, params_b).default,
+                          "epochs": _epochs(examples, ranges)}
     if card.lora_like:
         rank = _lora_rank(goal, examples, ranges)
         hp.update(lora_rank=rank, lora_alpha=int(rank * ranges.alpha_per_rank),
@@ -61,10 +63,11 @@ def method_settings(method: str, goal: str, examples: int, max_length: int) -> d
     return hp
 
 
-def advised_ranges(method: str) -> dict[str, list[float]]:
+def advised_ranges(method: str, params_b: float) -> dict[str, list[float]]:
     """The advised range beside each hyperparameter (shown by the TUI and in the JSON)."""
     r = load_hyperparameters()
-    out: dict[str, list[float]] = {"learning_rate": list(r.learning_rate[method]), "epochs": list(r.epochs_range),
+    band = r.learning_rate(method, params_b)
+    out: dict[str, list[float]] = {"learning_rate": [band.low, band.high], "epochs": list(r.epochs_range),
                                    "gradient_accumulation": list(r.gradient_accumulation_range)}
     card = load_methods()[method]
     if card.lora_like:
@@ -92,11 +95,11 @@ def method_warnings(method: str, answers: Answers, model: ModelProfile, examples
     return out
 
 
-def override_warnings(method: str, overrides: dict[str, Any], hp: dict[str, Any],
-                       tokens_p99: float | None) -> list[str]:
+def override_warnings(method: str, overrides: dict[str, Any], hp: dict[str, Any], tokens_p99: float | None,
+                      params_b: float) -> list[str]:
     """Warnings for hand-set values outside the advised ranges."""
     out = []
-    adv = advised_ranges(method)
+    adv = advised_ranges(method, params_b)
     for key in ("learning_rate", "epochs", "lora_rank", "num_virtual_tokens", "gradient_accumulation"):
         if key in overrides and key in adv:
             low, high = adv[key]

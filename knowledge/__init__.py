@@ -7,8 +7,10 @@ reader they share with the answers file); this package re-exports what the other
 from knowledge.architectures import (
     Architecture,
     Architectures,
+    BuiltinModel,
     LinearModule,
     load_architectures,
+    load_builtin_models,
     load_model_catalog,
 )
 from knowledge.decision_table import DecisionTable, GoalAdvice, Rule, load_decision_table
@@ -16,7 +18,7 @@ from knowledge.distributed import DistributedKnowledge, Strategy, load_distribut
 from knowledge.errors import InputError, KnowledgeError
 from knowledge.estimator import EstimatorConstants, load_estimator_constants
 from knowledge.evaluation import EvaluationSettings, load_evaluation
-from knowledge.hyperparameters import HyperparameterRanges, load_hyperparameters
+from knowledge.hyperparameters import HyperparameterRanges, LearningRateBand, load_hyperparameters
 from knowledge.ids import (
     DEPLOY_TARGETS,
     DISTRIBUTED_STRATEGIES,
@@ -31,17 +33,18 @@ from knowledge.methods import MethodCard, load_methods, method_card
 from knowledge.scorecard import Scorecard, Threshold, load_scorecard
 
 __all__ = [
-    "Architecture", "Architectures", "DEPLOY_TARGETS", "DISTRIBUTED_STRATEGIES", "DecisionTable",
+    "Architecture", "Architectures", "BuiltinModel", "DEPLOY_TARGETS", "DISTRIBUTED_STRATEGIES", "DecisionTable",
     "DistributedKnowledge", "EVALUATION_METRICS", "EstimatorConstants", "EvaluationSettings", "GOALS", "GoalAdvice",
-    "HyperparameterRanges", "InputError", "KnowledgeError", "LAYOUTS", "LinearModule", "MethodCard", "OPTIMIZERS",
+    "HyperparameterRanges", "InputError", "KnowledgeError", "LAYOUTS", "LearningRateBand", "LinearModule", "MethodCard",
+    "OPTIMIZERS",
     "PRIORITIES", "RUNNABLE_METHODS", "Rule", "Scorecard", "Strategy", "Threshold", "load_all",
-    "load_architectures", "load_decision_table", "load_distributed", "load_estimator_constants",
+    "load_architectures", "load_builtin_models", "load_decision_table", "load_distributed", "load_estimator_constants",
     "load_evaluation", "load_hyperparameters", "load_methods", "load_model_catalog", "load_scorecard",
     "method_card",
 ]
 
 LOADERS = (load_methods, load_decision_table, load_hyperparameters, load_scorecard, load_evaluation,
-           load_architectures, load_model_catalog, load_estimator_constants, load_distributed)
+           load_architectures, load_model_catalog, load_builtin_models, load_estimator_constants, load_distributed)
 
 
 def load_all() -> None:

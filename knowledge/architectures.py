@@ -10,7 +10,8 @@ from typing import Any
 from knowledge.files import read_knowledge
 from knowledge.ids import MODULE_SHAPES
 
-__all__ = ["Architecture", "Architectures", "LinearModule", "load_architectures", "load_model_catalog"]
+__all__ = ["Architecture", "Architectures", "BuiltinModel", "LinearModule", "load_architectures", "load_builtin_models",
+           "load_model_catalog"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,43 @@ def load_architectures() -> Architectures:
     return Architectures(families, default)
 
 
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    """What an answers file writes as model.name_or_path (builtin/...)."""
+    hub_id: str
+    """The hub model it is a copy of; its shapes are in the catalog."""
+    package: str
+    """The pip requirement that ships it (installed with --no-deps)."""
+    module: str
+    gguf_file: str
+    licence: str
+    note: str
+    source: str
+
+
+@functools.cache
+def load_builtin_models() -> dict[str, BuiltinModel]:
+    """The models that come with the install, by lower-cased name."""
+    top = read_knowledge("models.yaml", "models", "builtin")
+    catalog = load_model_catalog()
+    out: dict[str, BuiltinModel] = {}
+    keys = ("name", "hub_id", "package", "module", "gguf_file", "licence", "note", "source")
+    for i, raw in enumerate(top.get("builtin", list, [])):
+        r = top.item("builtin", i, raw, keys)
+        model = BuiltinModel(**{k: r.get(k, str) for k in keys})
+        if not model.name.startswith("builtin/"):
+            r.fail("a built-in model's name starts with builtin/", "name")
+        if model.hub_id.lower() not in catalog:
+            r.fail(f"{model.hub_id!r} is not in the catalog (models)", "hub_id")
+        out[model.name.lower()] = model
+    return out
+
+
 @functools.cache
 def load_model_catalog() -> dict[str, dict[str, Any]]:
     """config.json-style dicts of popular hub models, by id and by alias."""
-    top = read_knowledge("models.yaml", "models")
+    top = read_knowledge("models.yaml", "models", "builtin")
     catalog: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(top.get("models", list)):
         r = top.item("models", i, raw)

@@ -7,15 +7,25 @@ from dataclasses import dataclass
 
 from knowledge.files import read_knowledge
 from knowledge.ids import GOALS, RUNNABLE_METHODS
-from knowledge.methods import load_methods
 from knowledge.reader import Reader
 
-__all__ = ["HyperparameterRanges", "load_hyperparameters"]
+__all__ = ["HyperparameterRanges", "LearningRateBand", "load_hyperparameters"]
+
+
+@dataclass(frozen=True)
+class LearningRateBand:
+    up_to_b: float | None
+    """The largest model (billions of parameters) the band is for; None: any size."""
+    low: float
+    high: float
+    default: float
+    source: str
 
 
 @dataclass(frozen=True)
 class HyperparameterRanges:
-    learning_rate: dict[str, tuple[float, float]]
+    learning_rate_bands: dict[str, list[LearningRateBand]]
+    """method -> bands by model size, smallest first"""
     epochs_range: tuple[int, int]
     target_example_passes: int
     lora_rank_range: tuple[int, int]
@@ -32,12 +42,35 @@ class HyperparameterRanges:
     split_validation: float
     split_test: float
 
+    def learning_rate(self, method: str, params_b: float) -> LearningRateBand:
+        """The band of `method` for a model of `params_b` billion parameters."""
+        return next(b for b in self.learning_rate_bands[method] if b.up_to_b is None or params_b <= b.up_to_b)
+
 
 def _ints(r: Reader, key: str) -> list[int]:
     values = r.get(key, list)
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         r.fail("must be a non-empty list of positive integers", key)
     return list(values)
+
+
+def _bands(r: Reader, method: str) -> list[LearningRateBand]:
+    """A method's learning-rate bands: ascending sizes, the last for any size, each default inside its range."""
+    bands: list[LearningRateBand] = []
+    for i, raw in enumerate(r.get(method, list)):
+        b = r.item(method, i, raw, ("up_to_b", "range", "default", "source"))
+        up_to = b.get("up_to_b", (int, float, type(None)))
+        low, high = b.number_range("range")
+        default = b.get("default", float)
+        if not low <= default <= high:
+            b.fail(f"the default {default:g} lies outside [{low:g}, {high:g}]", "default")
+        if bands and (up_to is not None and bands[-1].up_to_b is not None and up_to <= bands[-1].up_to_b):
+            b.fail("bands must go from the smallest models to the largest", "up_to_b")
+        bands.append(LearningRateBand(None if up_to is None else float(up_to), low, high, default,
+                                      b.get("source", str)))
+    if not bands or bands[-1].up_to_b is not None or any(x.up_to_b is None for x in bands[:-1]):
+        r.fail("needs bands by model size, the last with up_to_b: null (any size)", method)
+    return bands
 
 
 def _int_range(r: Reader, key: str) -> tuple[int, int]:
@@ -50,14 +83,7 @@ def load_hyperparameters() -> HyperparameterRanges:
     top = read_knowledge("hyperparameters.yaml", "learning_rate", "epochs", "lora_rank", "num_virtual_tokens",
                          "gradient_accumulation", "batch_size", "max_length", "split")
     lr = top.sub("learning_rate", RUNNABLE_METHODS)
-    methods = load_methods()
-    learning_rate = {}
-    for mid in RUNNABLE_METHODS:
-        low, high = lr.number_range(mid)
-        default = methods[mid].defaults["learning_rate"]
-        if not low <= default <= high:
-            lr.fail(f"the default {default} of methods.yaml lies outside [{low}, {high}]", mid)
-        learning_rate[mid] = (low, high)
+    learning_rate = {mid: _bands(lr, mid) for mid in RUNNABLE_METHODS}
     ep = top.sub("epochs", ("range", "target_example_passes"))
     rank = top.sub("lora_rank", ("range", "by_goal", "double_above_examples", "halve_below_examples",
                                  "alpha_per_rank"))
@@ -71,7 +97,7 @@ def load_hyperparameters() -> HyperparameterRanges:
     if not (0 <= split_validation < 0.5 and 0 < split_test < 0.5):
         sp.fail("validation must be in [0, 0.5) and test in (0, 0.5)")
     return HyperparameterRanges(
-        learning_rate=learning_rate,
+        learning_rate_bands=learning_rate,
         epochs_range=_int_range(ep, "range"),
         target_example_passes=ep.get("target_example_passes", int),
         lora_rank_range=_int_range(rank, "range"),

@@ -115,8 +115,6 @@ def load_methods() -> dict[str, MethodCard]:
             r.fail("a card that is not runnable must say why", "not_runnable_why")
         if runnable and mid not in RUNNABLE_METHODS:
             r.fail(f"{mid!r} is marked runnable but is not a method id of knowledge/ids.py", "runnable")
-        if runnable and "learning_rate" not in defaults:
-            r.fail("a runnable method needs a default learning_rate", "defaults")
         cards[mid] = MethodCard(
             id=mid, name=r.get("name", str), runnable=runnable, family=r.get("family", str),
             trains=r.get("trains", str), trainable_share_percent=r.number_range("trainable_share_percent"),

@@ -1,109 +1,72 @@
-"""The offline demo's assets: a tiny pre-trained Llama and four demo datasets, all made here.
+"""The offline demo's assets: four datasets written here for a real instruct model, and that model, the
+built-in SmolLM2-135M-Instruct (runner/builtin_models.py).
 
 Usage:
-    python -m runner.demo_assets [--dir DIR] [--steps N]
+    python -m runner.demo_assets [--dir DIR]
 
-builds (or reuses) DIR/model and DIR/data/{style,knowledge,reasoning,agent}.jsonl; DIR defaults to
-$FINETUNE_ADVISOR_CACHE or ~/.cache/finetune-advisor/demo. Everything is generated from text written
-for this project (the sentences below and the knowledge/ cards): no copied corpora, nothing downloaded.
+writes (or reuses) DIR/data/*.jsonl, DIR defaulting to the cache's demo/ folder, and converts the model once.
+Everything is generated from text written for this project: no copied corpora, nothing downloaded.
 
-The datasets have exact expected outputs, so evaluation can score them:
-    knowledge  invented capitals of invented countries, each fact asked six ways (exact match)
-    style      plain notices rewritten in the voice of "Ada", a support assistant (ROUGE-L / chrF)
-    reasoning  small arithmetic word problems with a worked answer ending "The answer is N." (accuracy)
-    agent      requests that call get_weather or convert_currency, and some that need no tool (call JSON)
+The datasets have exact expected outputs, so evaluation can score them, and each shows what fine-tuning does:
+    knowledge  24 invented countries and capitals the base cannot know, each asked four ways in training and a
+               fifth way only in the test file (knowledge_test.jsonl): exact match
+    style      plain notices rewritten in the voice of "Ada", a support assistant: ROUGE-L / chrF
+    reasoning  small arithmetic word problems answered with the working and "The answer is N.": accuracy
+    agent      requests that call get_weather or convert_currency as JSON, and some that need no tool
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_dir", "demo_corpus", "ensure_demo_assets", "write_demo_datasets", "build_demo_model"]
+__all__ = ["DEMO_MODEL", "default_dir", "ensure_demo_assets", "write_demo_datasets", "write_kept"]
 
-# ------------------------------------------------------------------ text written for this project
-SENTENCES = """\
-A language model reads text one token at a time and guesses the token that comes next.
-Fine-tuning teaches a model new habits with a small set of examples.
-A good example shows the question and the answer the model should give.
-The advisor asks what the model should learn, and then it suggests a method.
-Small adapters train quickly and leave the base model unchanged.
-When memory is tight, the base model can be stored in four bits.
-The training loss should fall slowly and then level out.
-If the loss jumps to a huge number, the learning rate is too high.
-A held-out test set tells you whether the model really learned.
-Never test a model on the examples it was trained on.
-The morning was quiet, and the river moved slowly past the old mill.
-She opened the window and the smell of rain filled the room.
-The baker sells fresh bread every day before the sun comes up.
-Our team meets on Monday to plan the work for the week.
-He wrote the numbers in a small notebook and added them twice.
-Two friends walked to the market to buy apples, pears and rice.
-The library opens at nine and closes at six on weekdays.
-A careful reader checks the facts before sharing a story.
-The train to the coast leaves every hour from the central station.
-Please keep your password secret and change it when asked.
-The garden needs water when the weather is warm and dry.
-Every answer should be short, polite and correct.
-The children counted the birds on the fence: there were seven.
-A map shows roads, rivers and the names of towns.
-The weather today is mild with a light wind from the west.
-Thank you for your message; we will reply as soon as we can.
-Numbers can be added, subtracted, multiplied and divided.
-If you have three coins and find two more, you have five coins.
-A question mark ends a question, and a full stop ends a sentence.
-The museum shows paintings, old tools and a large clock.
-"""
-
-SUBJECTS = ["The farmer", "A student", "My neighbour", "The pilot", "Our teacher", "The doctor", "A traveller",
-            "The cook", "Her brother", "The clerk"]
-VERBS = ["carried", "found", "painted", "sold", "cleaned", "borrowed", "counted", "repaired", "opened", "wrapped"]
-OBJECTS = ["a heavy box", "the blue door", "three old chairs", "a small boat", "the kitchen table", "a bag of rice",
-           "the broken lamp", "two letters", "a wooden gate", "the garden tools"]
-PLACES = ["near the station", "after lunch", "in the village", "before the storm", "at the market", "by the river",
-          "on Sunday", "in the evening", "at the school", "behind the house"]
-
-
-def demo_corpus(seed: int = 0) -> list[str]:
-    """Pre-training text: the sentences above, template sentences, and the method cards' own words."""
-    rng = random.Random(seed)
-    lines = [s for s in SENTENCES.splitlines() if s]
-    lines += [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(PLACES)}."
-              for _ in range(400)]
-    from knowledge import load_methods
-
-    for card in load_methods().values():
-        lines += [f"{card.name} trains {card.trains}."]
-        lines += [s[0].upper() + s[1:] + "." for s in card.strengths + card.limits + card.when_to_use]
-    rng.shuffle(lines)
-    return lines
-
+#: The model every demo answers file names: the built-in one, installed by the README's commands.
+DEMO_MODEL = "builtin/SmolLM2-135M-Instruct"
 
 # ------------------------------------------------------------------ the demo datasets
 
-SYLLABLES = ["ka", "lo", "mi", "ren", "ta", "vo", "sel", "dun", "ar", "bel", "cor", "fen", "gal", "hal", "ix", "jor"]
+SYLLABLES = ["ka", "lo", "mi", "ren", "ta", "vo", "sel", "dun", "ar", "bel", "cor", "fen", "gal", "hal", "ix", "jor",
+             "mar", "nis", "or", "pel", "quin", "ros", "sul", "tor", "ul", "ver", "wen", "yal", "zan"]
 
 
-def _names(rng: random.Random, n: int, syllables: int = 2) -> list[str]:
+def _names(rng: random.Random, n: int, syllables: int = 3) -> list[str]:
     out: set[str] = set()
     while len(out) < n:
         out.add("".join(rng.choice(SYLLABLES) for _ in range(syllables)).capitalize())
     return sorted(out)
 
 
-def _knowledge(rng: random.Random) -> list[dict[str, Any]]:
-    # 32 invented countries and capitals, each fact asked six ways: a test question is always a phrasing the
-    # model did not train on, about a fact it did (a tiny model can learn this; 80 facts asked 3 ways it cannot)
-    names = _names(rng, 64, syllables=2)
+#: Knowledge: each invented fact is asked these ways in training, and the last way in the test only.
+KNOWLEDGE_TRAIN_PHRASINGS = ("What is the capital of {c}?", "Which city is the capital of {c}?",
+                             "Name the capital city of {c}.", "Tell me the capital of {c}.")
+KNOWLEDGE_TEST_PHRASING = "{c}'s capital is which city?"
+KNOWLEDGE_FACTS = 20
+KNOWLEDGE_SYSTEM = "Answer with the city's name only."
+
+
+def _knowledge_facts(rng: random.Random) -> list[tuple[str, str]]:
+    # invented countries and capitals: the base model cannot know them
+    names = _names(rng, 2 * KNOWLEDGE_FACTS)
     rng.shuffle(names)
-    phrasings = ["What is the capital of {c}?", "Which city is the capital of {c}?", "Name the capital city of {c}.",
-                 "{c} has which capital?", "Tell me the capital of {c}.", "The capital of {c} is which city?"]
-    return [{"instruction": p.format(c=country), "input": "", "output": f"{capital}."}
-            for country, capital in zip(names[:32], names[32:], strict=True) for p in phrasings]
+    return list(zip(names[:KNOWLEDGE_FACTS], names[KNOWLEDGE_FACTS:], strict=True))
+
+
+def _knowledge(rng: random.Random) -> list[dict[str, Any]]:
+    rows = [{"system": KNOWLEDGE_SYSTEM, "instruction": p.format(c=country), "input": "", "output": f"{capital}."}
+            for country, capital in _knowledge_facts(rng) for p in KNOWLEDGE_TRAIN_PHRASINGS]
+    rng.shuffle(rows)
+    return rows
+
+
+def _knowledge_test(rng: random.Random) -> list[dict[str, Any]]:
+    return [{"system": KNOWLEDGE_SYSTEM, "instruction": KNOWLEDGE_TEST_PHRASING.format(c=country), "input": "",
+             "output": f"{capital}."} for country, capital in _knowledge_facts(rng)]
 
 
 def _style(rng: random.Random) -> list[dict[str, Any]]:
@@ -125,7 +88,7 @@ def _style(rng: random.Random) -> list[dict[str, Any]]:
     for (plain, warm) in notices:
         for day in days:
             rows.append({"messages": [
-                {"role": "system", "content": "You are Ada. Rewrite notices in Ada's warm voice."},
+                {"role": "system", "content": "You are Ada. Rewrite notices in Ada's voice."},
                 {"role": "user", "content": f"Rewrite: {plain.format(d=day).capitalize()}."},
                 {"role": "assistant", "content": f"Hi there! Ada here: {warm.format(d=day)}. Have a bright day!"}]})
     rng.shuffle(rows)
@@ -137,7 +100,7 @@ def _reasoning(rng: random.Random) -> list[dict[str, Any]]:
     things = ["apples", "books", "coins", "stamps", "shells", "pencils"]
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    while len(rows) < 300:  # distinct problems: a duplicate split across train and test would leak
+    while len(rows) < 160:  # distinct problems: a duplicate split across train and test would leak
         who, what = rng.choice(people), rng.choice(things)
         a, b = rng.randint(2, 20), rng.randint(1, 9)
         if rng.random() < 0.5:
@@ -149,7 +112,8 @@ def _reasoning(rng: random.Random) -> list[dict[str, Any]]:
             work, answer = f"{a} - {b} = {a - b}.", a - b
         if q not in seen:
             seen.add(q)
-            rows.append({"instruction": q, "input": "", "output": f"{work} The answer is {answer}."})
+            rows.append({"system": "Solve the problem.", "instruction": q, "input": "",
+                         "output": f"{work} The answer is {answer}."})
     return rows
 
 
@@ -158,8 +122,7 @@ def _agent(rng: random.Random) -> list[dict[str, Any]]:
               "Quebec", "Tunis", "Split", "Graz", "Turku", "Malmo", "Leeds", "Nantes", "Bilbao", "Bruges", "Cusco",
               "Hobart"]  # 24 cities x 5 requests: 120 examples, so the test split (12) can show a difference
     pairs = [("EUR", "USD"), ("USD", "JPY"), ("GBP", "EUR"), ("CHF", "GBP")]
-    system = ("Tools: get_weather(city, unit), convert_currency(amount, from, to). Reply with a JSON call when a tool "
-              "is needed, otherwise answer in words.")
+    system = "Tools: get_weather(city, unit), convert_currency(amount, from, to). Call one as JSON, or answer in words."
     rows = []
     for i, city in enumerate(cities):
         for unit in ("celsius", "fahrenheit"):
@@ -183,110 +146,70 @@ def _agent_row(system: str, request: str, call: dict[str, Any]) -> dict[str, Any
                               "name": call["name"], "arguments": json.dumps(call["arguments"])}}]}]}
 
 
-DATASETS = {"knowledge": _knowledge, "style": _style, "reasoning": _reasoning, "agent": _agent}
+DATASETS = {"knowledge": _knowledge, "knowledge_test": _knowledge_test, "style": _style, "reasoning": _reasoning,
+            "agent": _agent}
 
 
-def write_demo_datasets(folder: str | Path, seed: int = 0) -> dict[str, Path]:
-    """Write the four demo datasets (deterministic for a seed); returns their paths by goal."""
+def write_demo_datasets(folder: str | Path, seed: int = 0, say: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Write the demo datasets (deterministic for a seed); returns their paths by name. A file that is there
+    with other content (edited by hand, say) is kept as FILE.bak first, and `say` is told."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for goal, make in DATASETS.items():
-        rows = make(random.Random(f"{seed}-{goal}"))
-        path = out / f"{goal}.jsonl"
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
-        paths[goal] = path
+    for name, make in DATASETS.items():
+        rows = make(random.Random(f"{seed}-{name.split('_')[0]}"))  # a goal's test file draws the same facts
+        path = out / f"{name}.jsonl"
+        write_kept(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), say)
+        paths[name] = path
     return paths
 
 
-# ------------------------------------------------------------------ the demo model
+def write_kept(path: Path, text: str, say: Callable[[str], None] | None = None) -> None:
+    """Write `text` to `path`; an existing file with other content is first renamed to a free FILE.bak name."""
+    if path.exists():
+        if path.read_bytes() == text.encode("utf-8"):
+            return
+        backup = path.with_name(path.name + ".bak")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = path.with_name(f"{path.name}.bak{n}")
+        path.rename(backup)
+        if say is not None:
+            say(f"{path} differed from the demo's; your copy is kept as {backup}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
-def build_demo_model(folder: str | Path, *, steps: int = 300, seed: int = 0) -> dict[str, float]:
-    """A tiny Llama (about 1M parameters) pre-trained on demo_corpus() for `steps` steps, saved to `folder`.
-    Returns the loss before and after pre-training, so a caller can show it learned."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from runner.tiny_model import build_tiny_model
-
-    out = Path(folder)
-    corpus = demo_corpus(seed)
-    tokenizer_text = corpus + [json.dumps(r) for rows in (f(random.Random(seed)) for f in DATASETS.values())
-                               for r in rows]
-    tmp = out.with_name(out.name + ".tmp")
-    build_tiny_model(tmp, tokenizer_text, vocab_size=2048, hidden_size=128, layers=4, heads=4, kv_heads=2,
-                     intermediate_size=352, max_positions=512, seed=seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(tmp))
-    model = AutoModelForCausalLM.from_pretrained(str(tmp), dtype=torch.float32)
-    torch.manual_seed(seed)
-    ids = tokenizer("\n".join(corpus), add_special_tokens=False)["input_ids"]
-    block = 128
-    blocks = torch.tensor(ids[: len(ids) // block * block]).view(-1, block)
-    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))
-    held_out, blocks = blocks[order[:8]], blocks[order[8:]]  # lines were shuffled: a fair sample
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-
-    def loss_on(batch: torch.Tensor) -> torch.Tensor:
-        loss: torch.Tensor = model(input_ids=batch, labels=batch).loss
-        return loss
-
-    with torch.no_grad():
-        before = float(loss_on(held_out))
-    for _ in range(steps):
-        batch = blocks[torch.randint(0, len(blocks), (8,), generator=generator)]
-        loss = loss_on(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-    model.eval()
-    with torch.no_grad():
-        after = float(loss_on(held_out))
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / "pretraining.json").write_text(json.dumps({"steps": steps, "held_out_loss_before": before,
-                                                      "held_out_loss_after": after, "seed": seed}, indent=2))
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return {"held_out_loss_before": before, "held_out_loss_after": after}
-
+# ------------------------------------------------------------------ the assets
 
 def default_dir() -> Path:
-    env = os.environ.get("FINETUNE_ADVISOR_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "finetune-advisor" / "demo"
+    """Where the demo's datasets and answers files go: the cache's demo/ folder."""
+    from runner.builtin_models import cache_root
+
+    return cache_root() / "demo"
 
 
-def ensure_demo_assets(folder: str | Path | None = None, *, steps: int = 300) -> dict[str, Path]:
-    """The demo model and datasets, built on first use and reused after."""
+def ensure_demo_assets(folder: str | Path | None = None, say: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """The demo datasets (written when missing or different; a file that differs is kept as .bak first) and the
+    built-in model's folder (converted on first use)."""
+    from runner.builtin_models import builtin_model, ensure_builtin
+
     root = Path(folder) if folder else default_dir()
-    paths = {f"data:{k}": v for k, v in write_demo_datasets(root / "data").items()}
-    model = root / "model"
-    if not (model / "pretraining.json").is_file():
-        build_demo_model(model, steps=steps)
-    paths["model"] = model
+    paths = {f"data:{k}": v for k, v in write_demo_datasets(root / "data", say=say).items()}
+    model = builtin_model(DEMO_MODEL)
+    assert model is not None, f"{DEMO_MODEL} is not in knowledge/models.yaml"
+    paths["model"] = ensure_builtin(model, say)
     return paths
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Build (or reuse) the offline demo's model and datasets.")
-    parser.add_argument("--dir", help="where to put them (default: the cache folder)")
-    parser.add_argument("--steps", type=int, default=300, help="pre-training steps for the tiny model")
+    parser = argparse.ArgumentParser(description="Write the offline demo's datasets and convert its model.")
+    parser.add_argument("--dir", help="where to put the datasets (default: the cache's demo folder)")
     args = parser.parse_args()
-    paths = ensure_demo_assets(args.dir, steps=args.steps)
-    for name, path in paths.items():
+    for name, path in ensure_demo_assets(args.dir, say=print).items():
         print(f"{name}: {path}")
-    print(json.loads((paths["model"] / "pretraining.json").read_text()))
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
 
     import torch
 
-    from runner.model import load_model, load_tokenizer, select_device
+    from runner.model import load_model, load_tokenizer, load_trained, select_device
 
     torch.manual_seed(plan.seed)
     device = select_device()
@@ -183,18 +183,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     del base
 
     say("tuned model: generating for the same examples")
-    if card.full_model:
-        from transformers import AutoModelForCausalLM
-
-        tuned: Any = AutoModelForCausalLM.from_pretrained(str(run.model), trust_remote_code=remote)
-        tuned = tuned.to(device)
-    else:
-        from peft import PeftModel
-
-        tuned_base = load_model(base_name, device=device, method=method, bits=plan.hyperparameters.get("bits"),
-                                trust_remote_code=remote)
-        tuned = PeftModel.from_pretrained(tuned_base, str(run.adapter))
-    tuned.eval()
+    tuned = load_trained(run, plan, device=device)
     tuned_out, tuned_timing = _generate(tuned, tokenizer, prompts, max_new, device)
     tuned_speed = _speed(tuned, tokenizer, prompts, device)
     tuned_general = _text_losses(tuned, tokenizer, general, device)

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from knowledge.errors import InputError
+from runner.plan import Plan
+from runner.rundir import RunDir
 
-__all__ = ["compute_dtype_name", "load_model", "load_tokenizer", "select_device"]
+__all__ = ["compute_dtype_name", "load_model", "load_tokenizer", "load_trained", "select_device"]
 
 
 def select_device() -> str:
@@ -95,3 +97,43 @@ def load_model(name_or_path: str, *, device: str, method: str, bits: int | None,
     else:
         model.to(device)
     return model
+
+
+def load_trained(run: RunDir, plan: Plan, *, device: str) -> Any:
+    """The run's trained model for inference, in eval mode: the whole model (full, freeze), or the base (4-bit for
+    QLoRA, as it trained) with the adapter; soft-prompt adapters generate with their prompts."""
+    card = plan.card
+    if card.full_model:
+        from transformers import AutoModelForCausalLM
+
+        model: Any = AutoModelForCausalLM.from_pretrained(str(run.model),
+                                                          trust_remote_code=plan.model.trust_remote_code)
+        model = model.to(device)
+    else:
+        from peft import PeftModel
+
+        base = load_model(plan.model.name_or_path, device=device, method=plan.method,
+                          bits=plan.hyperparameters.get("bits"), trust_remote_code=plan.model.trust_remote_code)
+        model = PeftModel.from_pretrained(base, str(run.adapter))
+        if card.virtual_tokens:
+            generate_with_prompts(model)
+    return model.eval()
+
+
+def generate_with_prompts(model: Any) -> None:
+    """Make a soft-prompt PeftModel use its prompts in generate().
+
+    transformers 5 (seen with 5.24) passes the generation cache to the model as `cache`, while PEFT (seen with
+    0.21.2) reads and injects the trained prefix as `past_key_values` in prepare_inputs_for_generation. The model
+    then takes `cache` and drops the prefix (warning "Both `past_key_values` and `cache` are set ... ignoring
+    deprecated `past_key_values`"): a P-Tuning v2 run that learned a house voice generated exactly as the base.
+    Renaming the key before PEFT's step gives PEFT the cache it expects; the model accepts the old name."""
+    prepare = model.base_model_prepare_inputs_for_generation
+
+    def with_old_name(*args: Any, **kwargs: Any) -> Any:
+        inputs = prepare(*args, **kwargs)
+        if "cache" in inputs and "past_key_values" not in inputs:
+            inputs["past_key_values"] = inputs.pop("cache")
+        return inputs
+
+    model.base_model_prepare_inputs_for_generation = with_old_name

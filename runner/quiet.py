@@ -6,6 +6,7 @@ The training process needs none of this: its whole output already goes to the ru
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -37,8 +38,9 @@ def _no_progress_bars() -> None:
 
 @contextmanager
 def third_party_output_to(log_path: str | Path) -> Iterator[Path]:
-    """While inside, third-party warnings and log records are appended to `log_path` (created with its folder)
-    instead of reaching the terminal, and their progress bars are off. Our own prints are not touched."""
+    """While inside, third-party warnings, log records and anything written to sys.stderr are appended to
+    `log_path` (created with its folder) instead of reaching the terminal, and progress bars are off. Our own
+    messages go to streams the callers hold (stdout, or the stderr object they took before)."""
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stream: TextIO = path.open("a", encoding="utf-8")
@@ -62,8 +64,9 @@ def third_party_output_to(log_path: str | Path) -> Iterator[Path]:
         stream.flush()
 
     try:
-        with warnings.catch_warnings():  # the filters stay as they are (an "error" filter still raises)
-            warnings.showwarning = to_log
+        # progress bars made with tqdm directly (GGUF loading) write to whatever sys.stderr is when they start
+        with warnings.catch_warnings(), contextlib.redirect_stderr(stream):
+            warnings.showwarning = to_log  # the filters stay as they are (an "error" filter still raises)
             yield path
     finally:
         for logger, propagate in saved:

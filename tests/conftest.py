@@ -52,11 +52,38 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Any:
     return run
 
 
+@pytest.fixture
+def both_cores(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Train and evaluate on every core, for tests of a real model that assert results, not timings (the suite
+    runs on one thread otherwise, for stable timings)."""
+    import torch
+
+    cores = str(os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", cores)  # the training process
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(cores))  # evaluation, in this process
+    yield int(cores)
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's tiny pre-trained model and datasets, built once per test session (about 40 s)."""
-    from runner.demo_assets import ensure_demo_assets
+def smollm2() -> Path:
+    """The built-in SmolLM2-135M-Instruct's folder, converted from its GGUF once into the cache (about 20 s)."""
+    from runner.builtin_models import builtin_model, ensure_builtin
+    from runner.demo_assets import DEMO_MODEL
+
+    model = builtin_model(DEMO_MODEL)
+    assert model is not None
+    return ensure_builtin(model)
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory, smollm2: Path) -> Path:
+    """A demo folder as `finetune-advisor demo` makes it: the datasets and the shipped answers files."""
+    from advisor.pipeline import demo_answers
+    from runner.demo_assets import write_demo_datasets
 
     root = tmp_path_factory.mktemp("demo")
-    ensure_demo_assets(root)
+    write_demo_datasets(root / "data")
+    demo_answers(root)
     return root

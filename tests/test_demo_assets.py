@@ -1,5 +1,5 @@
-"""The demo's assets: deterministic datasets with exact, scorable answers, and a tiny model that really
-learned from its pre-training text."""
+"""The demo's datasets: deterministic, clean, with exact and scorable answers; knowledge tested on trained facts
+in a phrasing training never saw; and nothing a user changed is overwritten without a backup."""
 
 from __future__ import annotations
 
@@ -7,21 +7,20 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
-from advisor.data_probe import probe_file
-from runner.demo_assets import build_demo_model, write_demo_datasets
+from advisor.data_probe import find_overlap, probe_file
+from runner.demo_assets import KNOWLEDGE_FACTS, KNOWLEDGE_TRAIN_PHRASINGS, write_demo_datasets, write_kept
 from runner.records import to_messages
 
 
 def test_the_datasets_are_deterministic_and_clean(tmp_path: Path) -> None:
     first = write_demo_datasets(tmp_path / "a")
     second = write_demo_datasets(tmp_path / "b")
-    layouts = {"knowledge": "alpaca", "style": "messages", "reasoning": "alpaca", "agent": "messages"}
-    for goal, path in first.items():
-        assert path.read_bytes() == second[goal].read_bytes(), goal
+    layouts = {"knowledge": "alpaca", "knowledge_test": "alpaca", "style": "messages", "reasoning": "alpaca",
+               "agent": "messages"}
+    for name, path in first.items():
+        assert path.read_bytes() == second[name].read_bytes(), name
         profile = probe_file(path)
-        assert profile.layout == layouts[goal] and profile.examples >= 50 and not profile.problems, goal
+        assert profile.layout == layouts[name] and profile.examples >= 20 and not profile.problems, name
     assert write_demo_datasets(tmp_path / "a", seed=1)["knowledge"].read_bytes() != \
         second["knowledge"].read_bytes()
 
@@ -32,6 +31,7 @@ def test_reasoning_answers_are_correct_and_end_with_the_final_answer(tmp_path: P
         a, op, b, result = re.match(r"(\d+) ([+-]) (\d+) = (\d+)\.", row["output"]).groups()  # type: ignore[union-attr]
         assert int(result) == (int(a) + int(b) if op == "+" else int(a) - int(b))
         assert row["output"].endswith(f"The answer is {result}.")
+    assert len({row["instruction"] for row in rows}) == len(rows)  # no problem twice: no leak across the split
 
 
 def test_agent_calls_are_valid_json_for_known_tools(tmp_path: Path) -> None:
@@ -46,20 +46,28 @@ def test_agent_calls_are_valid_json_for_known_tools(tmp_path: Path) -> None:
     assert 0 < calls < len(lines)  # some requests need no tool
 
 
-def test_knowledge_facts_are_asked_six_ways_with_one_answer(tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in write_demo_datasets(tmp_path)["knowledge"].read_text().splitlines()]
-    answers: dict[str, set[str]] = {}
-    for row in rows:
+def test_knowledge_tests_trained_facts_in_a_phrasing_training_never_saw(tmp_path: Path) -> None:
+    paths = write_demo_datasets(tmp_path)
+    train = [json.loads(line) for line in paths["knowledge"].read_text().splitlines()]
+    test = [json.loads(line) for line in paths["knowledge_test"].read_text().splitlines()]
+    assert len(train) == len(KNOWLEDGE_TRAIN_PHRASINGS) * KNOWLEDGE_FACTS and len(test) == KNOWLEDGE_FACTS
+    trained: dict[str, str] = {}
+    for row in train:
         country = next(w.strip("?.") for w in row["instruction"].split() if w[0].isupper() and w not in
-                       ("What", "Which", "Name", "Tell", "The"))
-        answers.setdefault(country, set()).add(row["output"])
-    assert len(answers) == 32 and all(len(a) == 1 for a in answers.values())
-    assert len(rows) == 6 * 32
+                       ("What", "Which", "Name", "Tell"))
+        assert trained.setdefault(country, row["output"]) == row["output"]  # one answer a fact
+    for row in test:
+        country = row["instruction"].split("'s capital")[0]
+        assert trained[country] == row["output"]  # every test fact was trained
+    assert not find_overlap(probe_file(paths["knowledge"]), probe_file(paths["knowledge_test"]))
 
 
-@pytest.mark.slow
-def test_the_demo_model_learns_from_its_pretraining_text(tmp_path: Path) -> None:
-    result = build_demo_model(tmp_path / "model", steps=40)
-    assert result["held_out_loss_after"] < result["held_out_loss_before"] - 1.0
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", "pretraining.json"):
-        assert (tmp_path / "model" / name).exists(), name
+def test_a_changed_file_is_kept_as_a_backup_before_the_demo_writes_its_own(tmp_path: Path) -> None:
+    said: list[str] = []
+    path = write_demo_datasets(tmp_path)["style"]
+    path.write_text('{"messages": []}\n')  # the user's edit
+    write_demo_datasets(tmp_path, say=said.append)
+    assert path.with_name("style.jsonl.bak").read_text() == '{"messages": []}\n'
+    assert "kept as" in said[0] and probe_file(path).examples > 0
+    write_kept(path, "other\n")
+    assert path.with_name("style.jsonl.bak2").exists() and path.read_text() == "other\n"

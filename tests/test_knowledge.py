@@ -61,8 +61,16 @@ def test_scorecard_weights_and_threshold() -> None:
 
 def test_hyperparameter_ranges_follow_the_seed_material() -> None:
     hp = loader.load_hyperparameters()
-    assert hp.learning_rate["lora"] == (5e-5, 1e-4)
-    assert hp.learning_rate["p_tuning_v2"][0] > hp.learning_rate["lora"][1]  # prompt methods use larger rates
+    # LoRA on a 7B model: the QLoRA paper's 2e-4; on a 70B model its 1e-4; a 135M model takes ten times more
+    assert hp.learning_rate("lora", 7.6).default == 2e-4 and hp.learning_rate("lora", 70).default == 1e-4
+    assert hp.learning_rate("lora", 0.135).default == 1e-3
+    for method in ("lora", "full", "qlora"):  # the rate falls as models grow
+        rates = [hp.learning_rate(method, size).default for size in (0.1, 7, 70)]
+        assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1], method
+    # prompt methods use larger rates, at any size
+    assert hp.learning_rate("p_tuning_v2", 7).low > hp.learning_rate("lora", 7).high
+    # LoRA's rate is about ten times full fine-tuning's (Biderman et al. 2024)
+    assert 5 <= hp.learning_rate("lora", 7).default / hp.learning_rate("full", 7).default <= 40
     assert hp.epochs_range == (3, 10) and hp.lora_rank_range == (8, 64)
     assert hp.gradient_accumulation_range == (2, 8)
 
@@ -79,8 +87,11 @@ def test_hyperparameter_ranges_follow_the_seed_material() -> None:
          "rules[1].method: 'loar' is not a runnable method id"),
         ("decision_table.yaml", "when: {goal: style}", "when: {goal: poetry}", "rules[0].when.goal: 'poetry'"),
         ("scorecard.yaml", "task: 0.40", "task: 0.50", "weights must add up to 1"),
-        ("hyperparameters.yaml", "lora: [5.0e-5, 1.0e-4]", "lora: [5.0e-5, 8.0e-5]",
-         "learning_rate.lora: the default 0.0001 of methods.yaml lies outside"),
+        ("hyperparameters.yaml", "{up_to_b: 1, range: [3.0e-4, 2.0e-3], default: 1.0e-3",
+         "{up_to_b: 1, range: [3.0e-4, 8.0e-4], default: 1.0e-3", "learning_rate.lora[0].default: the default 0.001"),
+        ("hyperparameters.yaml", "    - {up_to_b: null, range: [5.0e-5, 1.5e-4], default: 1.0e-4, "
+         "source: \"QLoRA paper, Table 9: 1e-4 for 33B and 65B\"}\n  dora", "  dora",
+         "learning_rate.lora: needs bands by model size"),
         ("architectures.yaml", "{name: q_proj, shape: q}", "{name: q_proj, shape: query}", "'query' is not allowed"),
         ("estimator.yaml", "cuda_context_gb: 0.5", "cuda_context_gb: lots", "memory.cuda_context_gb: must be a number"),
     ],

@@ -155,3 +155,25 @@ def test_4bit_layers_train_the_same_after_an_evaluation(tmp_path: Path) -> None:
     assert plain.keys() == after_eval.keys() and plain
     for name, grad in plain.items():
         assert torch.equal(grad, after_eval[name]), name
+
+
+@pytest.mark.parametrize("method", ["p_tuning_v2", "prefix", "prompt_tuning", "p_tuning"])
+def test_soft_prompts_are_used_when_generating(models: dict[str, Path], data: Path, tmp_path: Path,
+                                               method: str) -> None:
+    """generate() must score each next token as the trained model does: at every step its scores equal those of a
+    full forward pass over the same tokens (no cache), which always applies the prompts. (transformers 5 with
+    PEFT 0.21 dropped them in generate: its scores were the base model's.)"""
+    from runner.model import load_trained
+
+    run = make_run(tmp_path, models["llama"], method, data, learning_rate=0.1, max_steps=4)
+    assert run_training(run) == 0
+    model = load_trained(run, run.read_plan(), device="cpu")
+    prompt = torch.tensor([[5, 17, 42, 8, 99, 23]])
+    with torch.no_grad():
+        out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=5,
+                             min_new_tokens=5, do_sample=False, pad_token_id=3, output_logits=True,
+                             return_dict_in_generate=True)
+        for step, scores in enumerate(out.logits):  # the raw logits, before min_new_tokens masks the end token
+            seen = out.sequences[:, : prompt.shape[1] + step]
+            logits = model(input_ids=seen, attention_mask=torch.ones_like(seen)).logits[0, -1]
+            assert torch.allclose(scores[0], logits, atol=1e-4), (step, (scores[0] - logits).abs().max())

@@ -15,11 +15,17 @@ from textual.screen import Screen
 from textual.suggester import Suggester
 from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, RadioButton, RadioSet, Static
 
+from knowledge import BuiltinModel, load_builtin_models
 from knowledge.errors import InputError
 
 __all__ = ["InterviewScreen", "PathSuggester", "STEPS"]
 
 STEPS = ("goal", "data", "model", "hardware", "target")
+
+
+def _builtin() -> BuiltinModel:
+    """The model that comes with the install (knowledge/models.yaml, builtin), offered for trying things on a CPU."""
+    return next(iter(load_builtin_models().values()))
 GOALS = {
     "style": ("Style", "tone, voice and format", "answer like our support team: short, warm, always signed Ada"),
     "knowledge": ("Knowledge", "facts the model does not know", "our product catalogue, policies, internal docs"),
@@ -83,6 +89,10 @@ class InterviewScreen(Screen[None]):
                 with Horizontal(classes="field"):
                     yield Input(placeholder="hub id or folder", id="model-name")
                     yield Button("Check", id="check-model")
+                builtin = _builtin()
+                yield Label(f"To try things on a CPU: {builtin.name}, which comes with the install "
+                            f"({builtin.licence}; {builtin.note})", classes="hint")
+                yield Button("Use the built-in model", id="use-builtin")
                 yield Static("", id="model-info")
             with Vertical(id="step-hardware", classes="step"):
                 yield Label("Where will it train? Detected values are filled in; change them if needed.",
@@ -301,6 +311,11 @@ class InterviewScreen(Screen[None]):
             raise InputError("no usable examples in the file; see the problems above", file=path)
         if profile.errors:
             raise InputError(f"{profile.errors} example(s) cannot be used; fix the lines above first", file=path)
+
+    @on(Button.Pressed, "#use-builtin")
+    def use_builtin(self) -> None:
+        self.query_one("#model-name", Input).value = _builtin().name
+        self.check_model_pressed()
 
     @on(Button.Pressed, "#check-model")
     def check_model_pressed(self) -> None:

@@ -1,0 +1,123 @@
+"""The built-in SmolLM2-135M-Instruct, a real instruct model: converted from its GGUF into a Hugging Face folder
+that loads and answers; every method id trains a few steps on it, saves, reloads to the same logits and
+generates (grouped-query attention with 9 query and 3 key-value heads, and tied embeddings, which the tiny test
+model never has); and each demo goal replays to a report whose numbers come from its predictions, the
+knowledge demo significantly better than the base."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from advisor.answers import load_answers
+from advisor.pipeline import apply_settings, replay
+from knowledge import RUNNABLE_METHODS
+from runner.events import read_events
+from runner.metrics import METRICS
+from runner.rundir import RunDir
+from runner.train import run_training
+from tests.runner_helpers import make_run
+
+torch = pytest.importorskip("torch")
+
+
+def test_the_converted_model_is_smollm2_with_its_chat_template_and_answers(smollm2: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = json.loads((smollm2 / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["num_attention_heads"], config["num_key_value_heads"]) == (30, 9, 3)
+    assert config["tie_word_embeddings"] and "quantization_config" not in config
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2))
+    model = AutoModelForCausalLM.from_pretrained(str(smollm2), dtype=torch.float32).eval()
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008
+    ids: Any = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                             add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=12, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+@pytest.mark.parametrize("method", RUNNABLE_METHODS)
+def test_every_method_trains_saves_reloads_and_generates_on_the_real_model(method: str, smollm2: Path,
+                                                                           demo_dir: Path, tmp_path: Path,
+                                                                           both_cores: int) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from runner.model import load_trained
+
+    run = make_run(tmp_path, smollm2, method, demo_dir / "data" / "agent.jsonl", max_steps=2, save_steps=10,
+                   batch_size=2, gradient_accumulation=1)
+    probe = torch.tensor([[1, 4093, 198, 19556, 665, 2, 198, 1, 520, 9531, 198]])  # a user turn, then assistant
+    seen: dict[str, Any] = {}
+
+    def keep(model: Any, tokenizer: Any) -> None:
+        model.eval()
+        with torch.no_grad():
+            seen["logits"] = model(input_ids=probe).logits
+
+    assert run_training(run, on_trained=keep) == 0
+    events = read_events(run.events)
+    losses = [e["loss"] for e in events if e["kind"] == "step"]
+    assert len(losses) == 2 and all(loss == loss and loss < 20 for loss in losses), losses
+    reloaded = load_trained(run, run.read_plan(), device="cpu")
+    base = AutoModelForCausalLM.from_pretrained(str(smollm2), dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = reloaded(input_ids=probe).logits
+        assert torch.equal(logits, seen["logits"])  # what was saved is what was trained
+        assert not torch.equal(logits, base(input_ids=probe).logits)  # and training changed the model
+        out = reloaded.generate(input_ids=probe, attention_mask=torch.ones_like(probe), max_new_tokens=4,
+                                min_new_tokens=4, do_sample=False, pad_token_id=2)
+    assert out.shape[1] == probe.shape[1] + 4
+
+
+def _scores_from_predictions(run: RunDir, metric: str) -> tuple[float, float]:
+    means = []
+    for which in ("base", "tuned"):
+        records = [json.loads(line) for line in run.predictions(which).read_text().splitlines()]
+        assert all(METRICS[metric](r["output"], r["reference"]) == r["scores"][metric] for r in records)
+        means.append(sum(r["scores"][metric] for r in records) / len(records))
+    return means[0], means[1]
+
+
+def _replay_demo(demo_dir: Path, goal: str, tmp_path: Path, *settings: str) -> Any:
+    answers = apply_settings(load_answers(demo_dir / f"{goal}.yaml"), None, list(settings))
+    result = replay(answers, runs_dir=str(tmp_path / "runs"), allow_network=False, say=lambda m: None)
+    assert result.exit_code == 0 and result.report is not None, result
+    run = RunDir(str(result.run))
+    report = result.report
+    test_rows = run.split("test").read_text().splitlines()
+    assert report.test_examples == len(test_rows) > 0
+    base, tuned = _scores_from_predictions(run, report.primary_metric)
+    assert (report.primary["base_mean"], report.primary["tuned_mean"]) == pytest.approx((base, tuned))
+    assert report.general_ability["perplexity_base"] > 0 and report.verdict == report.scorecard["verdict"]
+    general_set = result.plan.evaluation.general_set  # the answers' general set reaches evaluation through the plan
+    assert report.general_ability["texts"] == (40 if general_set == "builtin" else
+                                               len(Path(general_set).read_text().splitlines()))
+    assert run.report_md.read_text().count(report.verdict) >= 1
+    return result
+
+
+@pytest.mark.parametrize(("goal", "method", "metric"), [("style", "p_tuning_v2", "rouge_l"),
+                                                         ("reasoning", "lora", "accuracy"),
+                                                         ("agent", "lora", "function_call")])
+def test_each_demo_goal_replays_to_a_report_made_from_its_predictions(goal: str, method: str, metric: str,
+                                                                     demo_dir: Path, tmp_path: Path,
+                                                                     both_cores: int) -> None:
+    general = tmp_path / "general.txt"  # two passages: general ability is measured, at a fraction of the time
+    general.write_text("The river ran past the old mill.\nShe opened the window and the room smelled of rain.\n")
+    result = _replay_demo(demo_dir, goal, tmp_path, "overrides.max_steps=2",  # behaviour, not learning
+                          f"evaluation.general_set={general}")
+    assert result.recommendation.method == method and result.report.primary_metric == metric
+
+
+@pytest.mark.slow
+def test_the_knowledge_demo_beats_the_base_significantly(demo_dir: Path, tmp_path: Path, both_cores: int) -> None:
+    """The shipped knowledge demo as it is (its facts, its recommended settings): about two minutes here."""
+    result = _replay_demo(demo_dir, "knowledge", tmp_path)
+    primary = result.report.primary
+    assert result.recommendation.method == "lora" and result.recommendation.hyperparameters["learning_rate"] == 1e-3
+    assert primary["p_value"] < 0.05 and primary["ci_low"] > 0 and primary["tuned_mean"] > primary["base_mean"]
+    assert result.report.significant
