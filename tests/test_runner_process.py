@@ -264,7 +264,9 @@ def test_every_example_longer_than_max_length_exits_2(tmp_path: Path, model: Pat
 
 
 def test_ctrl_c_in_train_stops_cleanly_with_a_checkpoint(tmp_path: Path, model: Path, data: Path) -> None:
-    answers = answers_file(tmp_path, model, data, **SLOW, save_steps=1000)
+    # far more steps than it will run: the run must still be training when Ctrl-C arrives (120 steps of the tiny
+    # model can end between the first step event and the signal)
+    answers = answers_file(tmp_path, model, data, **{**SLOW, "max_steps": 5000}, save_steps=10000)
     follower, run = follow_in_foreground(tmp_path, answers, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     follower.send_signal(signal.SIGINT)  # Ctrl-C reaches the follower; the training process has its own session
     out, err = follower.communicate(timeout=120)
