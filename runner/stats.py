@@ -4,9 +4,13 @@ Every score is one number per test example, base and tuned in the same order: ev
 
 - paired_binary: exact McNemar (two-sided binomial test on the discordant pairs); effect = tuned accuracy
   minus base accuracy with an Agresti-Min 95% interval (Wald after adding 1/2 to each cell).
-- paired_continuous: paired permutation test (sign flips of the differences; exact up to 16 examples,
-  else `resamples` random flips) for p; a BCa bootstrap 95% interval of the mean difference; Wilcoxon
-  signed-rank as a robustness check; Cohen's d_z (mean difference / sd of differences) as effect size.
+- paired_continuous: paired permutation test (sign flips of the non-zero differences; exact up to 16 of
+  them, else `resamples` random flips) for p; a BCa bootstrap 95% interval of the mean difference;
+  Wilcoxon signed-rank as a robustness check; Cohen's d_z (mean difference / sd of differences) as effect
+  size. Resampling runs in chunks: 10,000 examples with 10,000 resamples take well under a second and
+  little memory (bench/stats_speed.py).
+- direction: better, worse, no difference, or inconclusive (the test could not have shown a difference);
+  explain() puts the interval and the p-value in words that agree.
 - holm: Holm-Bonferroni adjusted p-values in input order.
 - friedman (continuous) and cochran_q (binary) for k >= 3 systems on the same examples.
 Two-sided throughout; the sign of the effect says which way.
@@ -23,34 +27,52 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-__all__ = ["ALPHA", "BinaryResult", "ContinuousResult", "OmnibusResult", "cochran_q", "direction", "friedman", "holm",
-           "paired_binary", "paired_continuous", "p_text"]
+from runner.power import ALPHA, min_differing, p_text
 
-#: The significance level of every test the report states.
-ALPHA = 0.05
+__all__ = ["ALPHA", "DIRECTIONS", "BinaryResult", "ContinuousResult", "OmnibusResult", "bca_interval", "cochran_q",
+           "direction", "explain", "friedman", "holm", "paired_binary", "paired_continuous", "p_text"]
 
 Z95 = 1.959963984540054
 #: Sign-flip tests enumerate every pattern up to this many examples (2**16 = 65,536 patterns).
 EXACT_PERMUTATION_MAX_N = 16
+#: With fewer examples that differ, no two-sided exact test here can reach p < 0.05 (2 / 2**5 = 0.0625).
+MIN_DIFFERING = min_differing(ALPHA)
+#: Resampling works in chunks of about this many numbers, so memory stays bounded (about 16 MB a chunk).
+CHUNK_ELEMENTS = 2_000_000
 
 
-def p_text(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+DIRECTIONS = ("better", "worse", "no difference", "inconclusive")
 
 
-def direction(p_value: float, ci_low: float, ci_high: float, alpha: float = ALPHA) -> str:
-    """better (significant, the interval above zero), worse (significant, below zero) or no difference."""
+def direction(p_value: float, ci_low: float, ci_high: float, detectable: bool = True, alpha: float = ALPHA) -> str:
+    """better (significant, the interval above zero), worse (significant, below zero), inconclusive (the test
+    could not have shown a difference at this size: too few examples, or too few that differ), or no
+    difference (it could have, and did not)."""
     if p_value < alpha and ci_low > 0:
         return "better"
     if p_value < alpha and ci_high < 0:
         return "worse"
-    return "no difference"
+    return "no difference" if detectable else "inconclusive"
 
 
-def _significance(p: float, alpha: float = ALPHA) -> str:
-    if p < alpha:
-        return "a difference this large would be unlikely (under 5%) if the two models were equally good"
-    return "a difference this large could easily happen by chance, so the test does not show a real difference"
+def explain(found: str, low: float, high: float, p: float, unit: str = "") -> str:
+    """The interval and the p-value read together, in words that never contradict each other."""
+    interval = ("not defined (too few examples)" if not (math.isfinite(low) and math.isfinite(high))
+                else f"{low:+.3g}{unit} to {high:+.3g}{unit}")
+    if found == "better":
+        return (f"The tuned model is better: {p_text(p)}, and the 95% interval of the difference, {interval}, "
+                "lies above zero.")
+    if found == "worse":
+        return (f"The tuned model is worse: {p_text(p)}, and the 95% interval of the difference, {interval}, "
+                "lies below zero.")
+    if found == "inconclusive":
+        return (f"Inconclusive: the test set is too small for this test to show a difference at all ({p_text(p)}; "
+                f"95% interval {interval}). This says nothing either way: test on more examples.")
+    if math.isfinite(low) and (low > 0 or high < 0):
+        return (f"No difference shown: the 95% interval, {interval}, excludes zero, but the test's {p_text(p)} is "
+                "not below 0.05; at this size the two disagree at the edge, so the difference is not established.")
+    return (f"No difference shown ({p_text(p)}): the 95% interval, {interval}, includes zero, so the data fit a "
+            "gain as well as a loss of that size.")
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,9 @@ class BinaryResult:
     """Examples the tuned model got right and the base got wrong."""
     base_mean: float
     tuned_mean: float
+    detectable: bool = True
+    """Whether p < 0.05 was reachable at all: exact McNemar needs 6 or more discordant pairs."""
+    direction: str = "no difference"
     test: str = "exact McNemar (binomial test on discordant pairs)"
     warnings: tuple[str, ...] = field(default_factory=tuple)
     sentence: str = ""
@@ -81,13 +106,18 @@ class ContinuousResult:
     ci_high: float
     n: int
     effect_size: float
-    """Cohen's d_z: the mean difference in standard deviations of the differences."""
+    """Cohen's d_z: the mean difference in standard deviations of the differences (n - 1 in the denominator);
+    0 when every difference is 0; NaN when it is not defined (fewer than 2 examples, or every difference the
+    same non-zero value)."""
     wilcoxon_p: float
     base_mean: float
     tuned_mean: float
     resamples: int
     seed: int
     exact: bool
+    detectable: bool = True
+    """Whether p < 0.05 was reachable at all: a sign-flip test needs 6 or more non-zero differences."""
+    direction: str = "no difference"
     test: str = "paired permutation (sign flips)"
     warnings: tuple[str, ...] = field(default_factory=tuple)
     sentence: str = ""
@@ -130,30 +160,71 @@ def paired_binary(base: ArrayLike, tuned: ArrayLike) -> BinaryResult:
     se = math.sqrt(max((b_ + c_) - (c_ - b_) ** 2 / n_, 0.0)) / n_
     low, high = max(-1.0, diff - Z95 * se), min(1.0, diff + Z95 * se)
     warnings = []
-    if discordant < 6:
-        warnings.append(f"only {discordant} example(s) differ between the models: with fewer than 6, an exact "
-                        "McNemar test cannot reach p < 0.05 whatever the direction; use a larger test set")
+    detectable = discordant >= MIN_DIFFERING
+    if not detectable:
+        warnings.append(f"only {discordant} example(s) differ between the models: with fewer than {MIN_DIFFERING}, "
+                        "an exact McNemar test cannot reach p < 0.05 whatever the direction; use a larger test set")
+    found = direction(p, low, high, detectable)
     sentence = (f"The tuned model got {int(t.sum())} of {n} right, the base {int(b.sum())} "
-                f"({effect * 100:+.1f} points, 95% CI {low * 100:+.1f} to {high * 100:+.1f}); "
-                f"{tuned_only} were fixed and {base_only} broken. {p_text(p)}: {_significance(p)}.")
+                f"({effect * 100:+.1f} points); {tuned_only} were fixed and {base_only} broken. "
+                + explain(found, low * 100, high * 100, p, " points"))
     return BinaryResult(p, effect, low, high, n, base_only, tuned_only, float(b.mean()), float(t.mean()),
-                        warnings=tuple(warnings), sentence=sentence)
+                        detectable=detectable, direction=found, warnings=tuple(warnings), sentence=sentence)
 
 
 def _sign_flip_p(d: np.ndarray, resamples: int, seed: int) -> tuple[float, bool]:
-    observed = abs(d.mean())
-    tolerance = 1e-12 * max(1.0, float(np.abs(d).max(initial=0.0)))
-    if np.all(d == 0):
+    """Two-sided p of the mean difference under random signs: exact enumeration up to 16 non-zero differences
+    (zeros flip to themselves), else (hits + 1) / (resamples + 1) over random flips (Phipson and Smyth 2010: a
+    Monte-Carlo p is never 0). Flips are drawn in chunks, so memory stays bounded at any size."""
+    nonzero = d[d != 0]
+    if len(nonzero) == 0:
         return 1.0, True
-    n = len(d)
-    if n <= EXACT_PERMUTATION_MAX_N:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        means = np.abs(signs @ d) / n
-        return float(np.mean(means >= observed - tolerance)), True
+    total = abs(float(nonzero.sum()))
+    tolerance = 1e-12 * max(1.0, float(np.abs(nonzero).sum()))
+    m = len(nonzero)
+    if m <= EXACT_PERMUTATION_MAX_N:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=m)))
+        return float(np.mean(np.abs(signs @ nonzero) >= total - tolerance)), True
     rng = np.random.default_rng(seed)
-    signs = rng.choice((1.0, -1.0), size=(resamples, n))
-    means = np.abs(signs @ d) / n
-    return float((np.sum(means >= observed - tolerance) + 1) / (resamples + 1)), False
+    hits = 0
+    chunk = max(1, CHUNK_ELEMENTS // m)
+    full = float(nonzero.sum())
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        # one random bit a difference (8 to a byte): the flipped ones are subtracted twice from the full sum
+        flipped = np.unpackbits(rng.integers(0, 256, size=(rows, m // 8 + 1), dtype=np.uint8), axis=1)[:, :m]
+        hits += int(np.count_nonzero(np.abs(full - 2 * (flipped @ nonzero)) >= total - tolerance))
+    return (hits + 1) / (resamples + 1), False
+
+
+def bca_interval(d: np.ndarray, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean of `d` (Efron and Tibshirani 1993, 14.3; as scipy.stats.bootstrap's
+    BCa), with the resampled means drawn in chunks so that memory stays bounded; the jackknife of a mean has a
+    closed form. NaN where the interval is not defined (fewer than 2 values)."""
+    n = len(d)
+    if n < 2:
+        return math.nan, math.nan
+    theta = float(d.mean())
+    if np.all(d == d[0]):  # no spread: every resample has the same mean
+        return theta, theta
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, CHUNK_ELEMENTS // n)
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        means[start:start + rows] = d[rng.integers(0, n, size=(rows, n))].mean(axis=1)
+    below = (np.count_nonzero(means < theta) + np.count_nonzero(means <= theta)) / (2 * resamples)
+    if not 0 < below < 1:  # every resample on one side: the bias correction is infinite
+        return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+    z0 = float(sps.norm.ppf(below))
+    jack = (d.sum() - d) / (n - 1)  # the mean without each value in turn
+    u = (n - 1) * (jack.mean() - jack)
+    accel = float(np.sum(u ** 3) / n ** 3 / (6 * (np.sum(u ** 2) / n ** 2) ** 1.5))
+    bounds = []
+    for z in (sps.norm.ppf((1 - level) / 2), sps.norm.ppf((1 + level) / 2)):
+        bounds.append(float(sps.norm.cdf(z0 + (z0 + z) / (1 - accel * (z0 + z)))))
+    low, high = np.quantile(means, bounds)
+    return float(low), float(high)
 
 
 def paired_continuous(base: ArrayLike, tuned: ArrayLike, resamples: int = 9999,
@@ -164,34 +235,27 @@ def paired_continuous(base: ArrayLike, tuned: ArrayLike, resamples: int = 9999,
     n = len(d)
     effect = float(d.mean())
     p, exact = _sign_flip_p(d, resamples, seed)
-    if np.all(d == d[0]):  # no spread: the bootstrap distribution is a point
-        low = high = effect
-    else:
-        boot = sps.bootstrap((d,), np.mean, n_resamples=resamples, method="BCa", confidence_level=0.95,
-                             random_state=np.random.default_rng(seed))
-        low, high = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
-        if not (math.isfinite(low) and math.isfinite(high)):  # BCa can fail on very few distinct values
-            boot = sps.bootstrap((d,), np.mean, n_resamples=resamples, method="percentile",
-                                 random_state=np.random.default_rng(seed))
-            low, high = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+    low, high = bca_interval(d, resamples, seed)
     if np.all(d == 0):
         wilcoxon_p = 1.0
     else:
         wilcoxon_p = float(sps.wilcoxon(d, zero_method="wilcox", alternative="two-sided").pvalue)
     sd = float(d.std(ddof=1)) if n > 1 else 0.0
-    dz = effect / sd if sd > 0 else 0.0
+    dz = effect / sd if sd > 0 else (0.0 if effect == 0 and n > 1 else math.nan)
+    differing = int(np.count_nonzero(d))
+    detectable = differing >= MIN_DIFFERING
     warnings = []
-    smallest_p = 2 / 2 ** n if n <= 30 else 0.0
-    if smallest_p > 0.05:
-        warnings.append(f"with {n} examples a sign-flip test cannot reach p < 0.05 (its smallest p is "
-                        f"{smallest_p:.3f}); use a larger test set")
-    elif n < 30:
-        warnings.append(f"{n} examples: only large differences can be shown; a test set of 100 or more is better")
+    if not detectable:
+        warnings.append(f"only {differing} example(s) score differently between the models: with fewer than "
+                        f"{MIN_DIFFERING}, a sign-flip test cannot reach p < 0.05 (its smallest p is "
+                        f"{2 / 2 ** differing if differing else 1:.3f}); use a larger test set")
+    found = direction(p, low, high, detectable)
+    size = "not defined" if math.isnan(dz) else f"{dz:.2f}"
     sentence = (f"The tuned model scored {t.mean():.3f} on average, the base {b.mean():.3f} (difference "
-                f"{effect:+.3f}, 95% CI {low:+.3f} to {high:+.3f}, effect size d_z = {dz:.2f}). {p_text(p)}: "
-                f"{_significance(p)}.")
+                f"{effect:+.3f}, effect size d_z = {size}). " + explain(found, low, high, p))
     return ContinuousResult(p, effect, low, high, n, dz, wilcoxon_p, float(b.mean()), float(t.mean()), resamples,
-                            seed, exact, warnings=tuple(warnings), sentence=sentence)
+                            seed, exact, detectable=detectable, direction=found, warnings=tuple(warnings),
+                            sentence=sentence)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -212,10 +276,14 @@ def friedman(scores: ArrayLike) -> OmnibusResult:
     s = np.asarray(scores, dtype=float)
     if s.ndim != 2 or s.shape[0] < 3:
         raise ValueError("friedman needs scores shaped (k systems >= 3, n examples); for 2 use paired_continuous")
-    result = sps.friedmanchisquare(*s)
     k, n = s.shape
-    return OmnibusResult(float(result.statistic), float(result.pvalue), k - 1, k, n, "Friedman",
-                         f"Friedman chi-squared = {result.statistic:.3f} on {k - 1} df, {p_text(result.pvalue)}")
+    if np.all(s == s[0]):  # identical systems: every rank ties, scipy's statistic is 0/0
+        statistic, p = 0.0, 1.0
+    else:
+        result = sps.friedmanchisquare(*s)
+        statistic, p = float(result.statistic), float(result.pvalue)
+    return OmnibusResult(statistic, p, k - 1, k, n, "Friedman",
+                         f"Friedman chi-squared = {statistic:.3f} on {k - 1} df, {p_text(p)}")
 
 
 def cochran_q(binary_scores: ArrayLike) -> OmnibusResult:
