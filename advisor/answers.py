@@ -66,6 +66,9 @@ class DataAnswers:
     """How many examples there are, used when `path` is absent."""
     format: str | None = None
     """alpaca | sharegpt | messages | text; detected when omitted."""
+    group_by: str | None = None
+    """Knowledge: a field of each example that names its fact (examples with the same value ask the same fact in
+    other words); by default examples with the same answer are one fact."""
 
 
 @dataclass
@@ -149,10 +152,11 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
         c.fail(f"{raw['version']!r} is not a known version", "version", "this tool reads version: 1")
     goal = c.string("goal", required=True, choices=GOALS)
 
-    d = c.sub("data", ("path", "test_path", "validation_path", "examples", "format"), optional=True)
+    d = c.sub("data", ("path", "test_path", "validation_path", "examples", "format", "group_by"), optional=True)
     data = DataAnswers(
         path=d.string("path"), test_path=d.string("test_path"), validation_path=d.string("validation_path"),
         examples=d.number("examples", integer=True, low=1), format=d.string("format", choices=LAYOUTS),
+        group_by=d.string("group_by"),
     )
     if data.path is None and data.examples is None:
         c.fail("give data.path (your dataset file) or data.examples (how many examples you have)", "data")

@@ -11,7 +11,7 @@ from typing import Any
 
 from knowledge.errors import InputError
 from knowledge.ids import LAYOUTS
-from runner.records import Problem, extract_example, layout_of, open_records
+from runner.records import Problem, extract_example, fact_key, layout_of, normalized, open_records
 
 __all__ = ["DataProfile", "LengthStats", "find_overlap", "probe_file"]
 
@@ -65,6 +65,12 @@ class DataProfile:
     """All problems by kind, including those beyond the ones kept with line numbers."""
     prompt_hashes: dict[bytes, int] = field(default_factory=dict, repr=False)
     """Normalised-prompt hash -> first line, for leakage checks between files."""
+    facts: int = 0
+    """Distinct facts (knowledge): distinct answers, or distinct values of the group field."""
+    facts_with_phrasings: int = 0
+    """Facts asked by two or more distinct examples: only these can be tested in words training did not use."""
+    fact_hashes: set[bytes] = field(default_factory=set, repr=False)
+    """The facts' digests, to count a test file's facts that the training file teaches."""
 
     def add(self, problem: Problem) -> None:
         n = self.problem_counts.get(problem.kind, 0)
@@ -85,7 +91,8 @@ class DataProfile:
             "examples": self.examples, "field_coverage": self.field_coverage,
             "prompt_chars": stats(self.prompt_chars), "response_chars": stats(self.response_chars),
             "total_chars": stats(self.total_chars), "total_tokens": stats(self.total_tokens),
-            "tokenizer": self.tokenizer, "empty": self.empty, "duplicates": self.duplicates,
+            "tokenizer": self.tokenizer, "empty": self.empty, "duplicates": self.duplicates, "facts": self.facts,
+            "facts_with_phrasings": self.facts_with_phrasings,
             "problem_counts": self.problem_counts, "problems": [p.to_dict() for p in self.problems],
         }
 
@@ -94,11 +101,13 @@ class DataProfile:
 
 def _hash(text: str) -> bytes:
     """A digest of the text with case and runs of whitespace ignored (for duplicates and leakage)."""
-    return hashlib.blake2b(" ".join(text.lower().split()).encode(), digest_size=16).digest()
+    return hashlib.blake2b(normalized(text).encode(), digest_size=16).digest()
 
 
-def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | None = None) -> DataProfile:
-    """Profile one dataset file, streaming it. Raises InputError when it cannot be read at all."""
+def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | None = None,
+               group_by: str | None = None) -> DataProfile:
+    """Profile one dataset file, streaming it. Raises InputError when it cannot be read at all. Facts are
+    counted by answer, or by the `group_by` field when one is named (knowledge: data.group_by)."""
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -116,6 +125,7 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
     profile.tokenizer = tokenizer
     fields: Counter[str] = Counter()
     seen: dict[bytes, int] = {}
+    phrasings: Counter[bytes] = Counter()
     prompt_len, response_len, total_len, token_len = [], [], [], []
     for number, record in records:
         if isinstance(record, Problem):
@@ -145,6 +155,10 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
             profile.add(Problem("duplicate", f"same example as line {seen[digest]}", number, "warning"))
         else:
             seen[digest] = number
+            if group_by is not None and record.get(group_by) in (None, ""):
+                profile.add(Problem("missing_field", f"no {group_by!r} field, which data.group_by names", number))
+                continue
+            phrasings[_hash(fact_key(response, record.get(group_by) if group_by else None))] += 1
         profile.prompt_hashes.setdefault(_hash(prompt or response), number)
         total = len(prompt) + len(response)
         if total > VERY_LONG_CHARS:
@@ -159,6 +173,9 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
     if profile.records == 0:
         raise InputError("no examples in the file", file=name, hint="it needs one example per line (JSON Lines)")
     profile.field_coverage = {k: round(v / profile.records, 4) for k, v in sorted(fields.items())}
+    profile.fact_hashes = set(phrasings)
+    profile.facts = len(phrasings)
+    profile.facts_with_phrasings = sum(1 for n in phrasings.values() if n >= 2)
     profile.prompt_chars = LengthStats.of(prompt_len)
     profile.response_chars = LengthStats.of(response_len)
     profile.total_chars = LengthStats.of(total_len)

@@ -57,7 +57,7 @@ def _in_answers(exc: InputError, answers: Answers, key: str) -> InputError:
 
 def _probe(answers: Answers, path: str, key: str) -> DataProfile:
     try:
-        profile = probe_file(answers.resolve(path), layout=answers.data.format)
+        profile = probe_file(answers.resolve(path), layout=answers.data.format, group_by=answers.data.group_by)
     except InputError as exc:
         raise _in_answers(exc, answers, key) from None
     if profile.examples == 0:

@@ -61,6 +61,7 @@ def make_plan(answers: Answers, recommendation: Recommendation) -> Plan:
         data=PlanData(path=str(answers.resolve(answers.data.path)),
                       validation_path=_resolved(answers, answers.data.validation_path),
                       test_path=_resolved(answers, answers.data.test_path), layout=answers.data.format,
+                      group_by=answers.data.group_by,
                       split={"validation": ranges.split_validation, "test": ranges.split_test}),
         hyperparameters=hp, seed=answers.seed,
         training=PlanTraining(

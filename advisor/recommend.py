@@ -26,6 +26,7 @@ from advisor.fit import (
 )
 from advisor.inputs import Inputs, gather_inputs
 from advisor.settings import advised_ranges, max_length_for, method_settings, method_warnings, override_warnings
+from advisor.test_split import check_test_split
 from knowledge import (
     load_decision_table,
     load_distributed,
@@ -67,6 +68,8 @@ class Recommendation:
     hardware: dict[str, Any]
     distributed: dict[str, Any]
     serving: dict[str, Any]
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    """The test split: test_examples, test_source, primary_metric, smallest_detectable, statement, ..."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -323,15 +326,19 @@ def recommend(inputs: Inputs) -> Recommendation:
     overrides = dict(inputs.answers.overrides)
     trace = Trace()
     facts = _data_facts(inputs, trace)
+    evaluation, reasons, warnings = check_test_split(inputs.answers, inputs.data, inputs.test_data, facts.examples)
+    trace.reasons.extend(reasons)
+    trace.warnings.extend(warnings)
     method, user_chose = _select_method(inputs, facts, overrides, trace)
     processes = _scale_out(inputs, overrides, trace)
     budget = _budget(inputs, processes)
     method, hp, fit = _fit_memory(method, user_chose, inputs, facts, overrides, processes, budget, trace)
-    return _assemble(method, hp, fit, inputs, facts, overrides, processes, budget, trace)
+    return _assemble(method, hp, fit, inputs, facts, overrides, processes, budget, trace, evaluation)
 
 
 def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: DataFacts,
-              overrides: dict[str, Any], processes: Processes, budget: Budget, trace: Trace) -> Recommendation:
+              overrides: dict[str, Any], processes: Processes, budget: Budget, trace: Trace,
+              evaluation: dict[str, Any]) -> Recommendation:
     """The chosen configuration's settings, time, alternatives and costs, as the Recommendation."""
     answers, model = inputs.answers, inputs.model
     ranges = load_hyperparameters()
@@ -387,6 +394,7 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                                          batch * accumulation),
         serving={"vllm_adapter": card.serving.vllm_adapter, "mergeable": card.serving.mergeable,
                  "note": card.serving.merge_note},
+        evaluation=evaluation,
     )
 
 

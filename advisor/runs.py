@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from advisor.answers import Answers, answers_to_dict
+from advisor.data_probe import find_overlap
 from advisor.model_profile import check_model_source
 from advisor.plan import make_plan
 from advisor.recommend import Recommendation, gather_inputs, recommend
@@ -47,8 +48,8 @@ class StartedRun:
 def plan_run(answers: Answers, *, allow_network: bool = True, check_model: bool = True,
              say: Say | None = None) -> tuple[Recommendation, Plan]:
     """The recommendation and the plan for a training run, after the checks that must pass before one starts:
-    every example usable (the file and line otherwise) and, for a local model, a folder it can load (a built-in
-    model is converted into its folder the first time)."""
+    every example usable (the file and line otherwise), no test example that is also a training example, and,
+    for a local model, a folder it can load (a built-in model is converted into its folder the first time)."""
     inputs = gather_inputs(answers, allow_network=allow_network)
     for profile in (inputs.data, inputs.test_data):
         if profile is not None and profile.errors:
@@ -56,6 +57,11 @@ def plan_run(answers: Answers, *, allow_network: bool = True, check_model: bool 
             raise InputError(f"{profile.errors} example(s) cannot be used; line {first.line}: {first.message}",
                              file=profile.file, line=first.line,
                              hint=f"fix them; finetune-advisor inspect-data {profile.file} lists all")
+    if inputs.data is not None and inputs.test_data is not None:
+        for leak in find_overlap(inputs.data, inputs.test_data):
+            raise InputError(leak.message, file=inputs.test_data.file, line=leak.line, key="data.test_path",
+                             hint="remove those examples from the test file (or from the training file): a model "
+                                  "tested on what it trained on looks better than it is")
     recommendation = recommend(inputs)
     plan = make_plan(answers, recommendation)
     if check_model:

@@ -19,11 +19,11 @@ from typing import Any
 
 from knowledge.errors import InputError
 from runner.plan import Plan
-from runner.records import Problem, layout_of, read_records, to_messages
+from runner.records import Problem, fact_key, layout_of, normalized, read_records, to_messages
 from runner.rundir import RunDir
 
-__all__ = ["EncodeStats", "PLAIN_HEADERS", "encode_rows", "load_rows", "prepare_splits", "prompt_and_reference",
-           "read_split", "render_segments"]
+__all__ = ["EncodeStats", "PLAIN_HEADERS", "answer_text", "encode_rows", "load_rows", "prepare_splits",
+           "prompt_and_reference", "read_split", "read_split_summary", "render_segments", "split_count", "split_facts"]
 
 PLAIN_HEADERS = {"system": "### System:\n", "user": "### User:\n", "tool": "### Tool:\n",
                  "assistant": "### Assistant:\n"}
@@ -33,12 +33,13 @@ HUB_DATASET = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 LISTED_PROBLEMS = 5
 
 
-def load_rows(path: str, layout: str | None) -> tuple[list[dict[str, Any]], str]:
-    """Rows as {"messages": [...]} or {"text": ...}, and the layout; InputError naming lines when any
-    record cannot be used (the file must be fixed: training on a silently smaller set would mislead)."""
+def load_rows(path: str, layout: str | None, group_by: str | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Rows as {"messages": [...]} or {"text": ...} (with "group": the value of the `group_by` field when one is
+    named), and the layout; InputError naming lines when any record cannot be used (the file must be fixed:
+    training on a silently smaller set would mislead)."""
     p = Path(path)
     if not p.exists() and HUB_DATASET.match(path):
-        return _hub_rows(path, layout)
+        return _hub_rows(path, layout, group_by)
     problems: list[Problem] = []
     rows: list[dict[str, Any]] = []
     for number, record in read_records(p):
@@ -55,14 +56,18 @@ def load_rows(path: str, layout: str | None) -> tuple[list[dict[str, Any]], str]
         except ValueError as exc:
             problems.append(Problem("missing_field", str(exc), number))
             continue
+        if group_by is not None and record.get(group_by) in (None, ""):
+            problems.append(Problem("missing_field", f"no {group_by!r} field, which data.group_by names", number))
+            continue
+        group = {"group": str(record[group_by])} if group_by is not None else {}
         if messages[0]["role"] == "text":
             if messages[0]["content"].strip():
-                rows.append({"text": messages[0]["content"]})
+                rows.append({"text": messages[0]["content"], **group})
             continue
         if not any(m["role"] == "assistant" and m["content"].strip() for m in messages):
             problems.append(Problem("empty", "the answer is empty", number))
             continue
-        rows.append({"messages": messages})
+        rows.append({"messages": messages, **group})
     if problems:
         listed = "; ".join(f"line {p.line}: {p.message}" for p in problems[:LISTED_PROBLEMS])
         more = f" (and {len(problems) - LISTED_PROBLEMS} more)" if len(problems) > LISTED_PROBLEMS else ""
@@ -74,7 +79,7 @@ def load_rows(path: str, layout: str | None) -> tuple[list[dict[str, Any]], str]
     return rows, layout
 
 
-def _hub_rows(name: str, layout: str | None) -> tuple[list[dict[str, Any]], str]:
+def _hub_rows(name: str, layout: str | None, group_by: str | None) -> tuple[list[dict[str, Any]], str]:
     try:
         import datasets
 
@@ -89,44 +94,129 @@ def _hub_rows(name: str, layout: str | None) -> tuple[list[dict[str, Any]], str]
             messages = to_messages(record, layout)
         except ValueError as exc:
             raise InputError(f"record {i + 1}: {exc}", file=name) from None
-        rows.append({"text": messages[0]["content"]} if messages[0]["role"] == "text" else {"messages": messages})
+        if group_by is not None and record.get(group_by) in (None, ""):
+            raise InputError(f"record {i + 1}: no {group_by!r} field, which data.group_by names", file=name)
+        group = {"group": str(record[group_by])} if group_by is not None else {}
+        rows.append(({"text": messages[0]["content"]} if messages[0]["role"] == "text" else {"messages": messages})
+                    | group)
     if layout is None or not rows:
         raise InputError("the dataset is empty", file=name)
     return rows, layout
 
 
-def _split_counts(n: int, fraction: float) -> int:
+def split_count(n: int, fraction: float) -> int:
+    """How many of n examples a split of this share holds out."""
     return 0 if fraction <= 0 or n < 3 else max(1, round(n * fraction))
 
 
+def answer_text(row: dict[str, Any]) -> str:
+    """The row's last answer (or its text): what a knowledge example teaches."""
+    if "text" in row:
+        return str(row["text"])
+    return str(next(m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"))
+
+
+def _fact(row: dict[str, Any]) -> str:
+    return fact_key(answer_text(row), row.get("group"))
+
+
+def _deduplicate(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The rows without exact repeats (case and whitespace ignored), the first kept: a repeat split across train
+    and test would test a training example."""
+    seen: set[str] = set()
+    kept = []
+    for row in rows:
+        key = normalized(json.dumps(row.get("messages", row.get("text")), ensure_ascii=False, sort_keys=True))
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+def _hold_out_phrasings(groups: dict[str, list[dict[str, Any]]], k: int) -> list[dict[str, Any]]:
+    """Up to k rows taken from facts that have two or more phrasings left, one a fact per pass (so the held-out
+    rows cover as many facts as they can), never a fact's last phrasing: every held-out question asks a fact
+    that stays in training."""
+    taken: list[dict[str, Any]] = []
+    while len(taken) < k:
+        before = len(taken)
+        for rows in groups.values():
+            if len(taken) == k:
+                break
+            if len(rows) >= 2:
+                taken.append(rows.pop())
+        if len(taken) == before:
+            break
+    return taken
+
+
 def prepare_splits(plan: Plan, run: RunDir) -> dict[str, int]:
-    """Write data/train.jsonl, validation.jsonl and test.jsonl once (a resumed run reuses them)."""
+    """Write data/train.jsonl, validation.jsonl and test.jsonl once (a resumed run reuses them), and
+    data/split.json, how they were made.
+
+    Exact duplicates are removed first. For knowledge, examples are grouped by fact (the answer, or the
+    data.group_by field) and the held-out examples are other phrasings of facts that stay in training, so the
+    test asks what the model was taught in words it did not see. A file with one question per fact has no such
+    phrasing: its test then asks facts the model never saw (split.json and the report say so)."""
     names = ("train", "validation", "test")
     if all(run.split(n).exists() for n in names):
         return {n: len(read_split(run, n)) for n in names}
     data = plan.data
-    rows, layout = load_rows(data.path, data.layout)
-    validation = load_rows(data.validation_path, data.layout)[0] if data.validation_path else None
-    test = load_rows(data.test_path, data.layout)[0] if data.test_path else None
-    order = list(range(len(rows)))
-    random.Random(plan.seed).shuffle(order)
-    shuffled = [rows[i] | {"source_index": i} for i in order]
-    if test is None:
-        k = _split_counts(len(rows), data.split["test"])
-        test, shuffled = shuffled[:k], shuffled[k:]
-    if validation is None:
-        k = _split_counts(len(rows), data.split["validation"])
-        validation, shuffled = shuffled[:k], shuffled[k:]
-    if not shuffled:
+    loaded, layout = load_rows(data.path, data.layout, data.group_by)
+    validation = load_rows(data.validation_path, data.layout, data.group_by)[0] if data.validation_path else None
+    test = load_rows(data.test_path, data.layout, data.group_by)[0] if data.test_path else None
+    rows, duplicates = _deduplicate([r | {"source_index": i} for i, r in enumerate(loaded)])
+    random.Random(plan.seed).shuffle(rows)
+    k_test = 0 if test is not None else split_count(len(rows), data.split["test"])
+    k_validation = 0 if validation is not None else split_count(len(rows), data.split["validation"])
+    by_fact = plan.goal == "knowledge" and all("messages" in r for r in rows)
+    grouped = False
+    if by_fact:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault(_fact(row), []).append(row)
+        grouped = any(len(g) >= 2 for g in groups.values())
+    if grouped:
+        held_test = _hold_out_phrasings(groups, k_test)
+        held_validation = _hold_out_phrasings(groups, k_validation)
+        held = {id(r) for r in held_test + held_validation}
+        train = [r for r in rows if id(r) not in held]
+    else:  # a random split: no fact has a second phrasing to hold out (or the goal is not knowledge)
+        held_test, rest = rows[:k_test], rows[k_test:]
+        held_validation, train = rest[:k_validation], rest[k_validation:]
+    test = test if test is not None else held_test
+    validation = validation if validation is not None else held_validation
+    if not train:
         raise InputError("no examples are left for training after the validation and test splits",
                          file=data.path, hint="add examples")
+    summary = split_facts(train, test, plan.goal)
+    summary.update(examples_read=len(loaded), duplicates_removed=duplicates, train=len(train),
+                   validation=len(validation), test=len(test), test_from=data.test_path or "held out of data.path",
+                   grouped_by=(f"the field {data.group_by!r}" if data.group_by else "the answer") if by_fact else None,
+                   held_out_by_fact=grouped)
     run.data.mkdir(parents=True, exist_ok=True)
-    for name, part in zip(names, (shuffled, validation, test), strict=True):
+    for name, part in zip(names, (train, validation, test), strict=True):
         tmp = run.split(name).with_suffix(".jsonl.tmp")
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
         tmp.replace(run.split(name))
+    run.split_summary.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     (run.data / "layout.txt").write_text(layout + "\n")
-    return {"train": len(shuffled), "validation": len(validation), "test": len(test)}
+    return {"train": len(train), "validation": len(validation), "test": len(test)}
+
+
+def split_facts(train: list[dict[str, Any]], test: list[dict[str, Any]], goal: str) -> dict[str, Any]:
+    """For knowledge: how many of the test's facts the training data teaches (a test of unseen facts measures
+    guessing, not what fine-tuning put in)."""
+    if goal != "knowledge":
+        return {"test_facts": None, "test_facts_seen_in_training": None}
+    trained = {_fact(r) for r in train}
+    facts = {_fact(r) for r in test}
+    return {"test_facts": len(facts), "test_facts_seen_in_training": len(facts & trained)}
+
+
+def read_split_summary(run: RunDir) -> dict[str, Any] | None:
+    """data/split.json, or None for a run made before it was written."""
+    return run.read_json(run.split_summary) if run.split_summary.is_file() else None
 
 
 def read_split(run: RunDir, name: str) -> list[dict[str, Any]]:

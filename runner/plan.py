@@ -40,6 +40,8 @@ class PlanData:
     test_path: str | None = None
     layout: str | None = None
     """alpaca | sharegpt | messages | text; None: detected from the first record."""
+    group_by: str | None = None
+    """Knowledge: the field that names which examples ask the same fact; None: examples that share an answer."""
     split: dict[str, float] = field(default_factory=lambda: {"validation": 0.1, "test": 0.1})
     """Shares held out of `path` for validation and test when no file is given for them."""
 

@@ -18,8 +18,8 @@ from typing import Any
 from knowledge.errors import InputError
 from knowledge.ids import LAYOUTS
 
-__all__ = ["LAYOUTS", "Problem", "Record", "detect_layout", "extract_example", "layout_of", "open_records",
-           "read_records", "to_messages", "tool_calls_text"]
+__all__ = ["LAYOUTS", "Problem", "Record", "detect_layout", "extract_example", "fact_key", "layout_of", "normalized",
+           "open_records", "read_records", "to_messages", "tool_calls_text"]
 
 CONTAINERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
               ".parquet": "parquet"}
@@ -244,6 +244,17 @@ def extract_example(record: dict[str, Any], layout: str) -> tuple[str, str]:
     prompt = [m["content"] for m in messages if m["role"] not in ("assistant", "text")]
     response = [m["content"] for m in messages if m["role"] in ("assistant", "text")]
     return "\n".join(prompt), "\n".join(response)
+
+
+def normalized(text: str) -> str:
+    """The text with case and runs of whitespace ignored: how duplicates, leaks and facts are compared."""
+    return " ".join(text.lower().split())
+
+
+def fact_key(response: str, group: Any = None) -> str:
+    """Which fact a knowledge example teaches: the user's group key (data.group_by) when there is one, else its
+    answer: the phrasings of one question share an answer."""
+    return f"group:{group}" if group is not None else normalized(response)
 
 
 def _string(record: dict[str, Any], key: str, optional: bool = False) -> str:

@@ -58,6 +58,11 @@ class RunDir:
         """The saved split `name` (train, validation, test) that training and evaluation share."""
         return self.data / f"{name}.jsonl"
 
+    @property
+    def split_summary(self) -> Path:
+        """How the splits were made: duplicates removed, and for knowledge the test facts seen in training."""
+        return self.data / "split.json"
+
     def artifact(self, card: MethodCard) -> Path:
         """Where the trained result goes: model/ for methods that train the model's own weights, else adapter/."""
         return self.model if card.full_model else self.adapter

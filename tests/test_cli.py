@@ -124,3 +124,17 @@ def test_recommend_imports_nothing_heavy_end_to_end() -> None:
             "if m in sys.modules]\nsys.stderr.write('HEAVY:' + ','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stderr.strip().endswith("HEAVY:")
+
+
+@pytest.mark.parametrize("command", ["train", "replay"])
+def test_a_test_file_that_overlaps_the_training_data_is_refused_before_a_run(tmp_path: Path, command: str) -> None:
+    rows = [{"instruction": f"Question {i}?", "output": f"Answer {i}."} for i in range(30)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl", "test_path": "train.jsonl"},
+               "model": {"name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16}}
+    (tmp_path / "a.yaml").write_text(json.dumps(answers))
+    args = ["train", "--answers", "a.yaml"] if command == "train" else ["replay", "a.yaml"]
+    result = cli(*args, "--offline", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "30 example(s)" in result.stderr and "data.test_path" in result.stderr and "remove those" in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

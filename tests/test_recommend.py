@@ -220,3 +220,54 @@ def test_a_relative_model_folder_is_found_next_to_the_answers_file(tmp_path: Pat
     monkeypatch.chdir("/")
     result = recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
     assert result.model["source"] == "folder" and result.model["name"] == str(tiny_llama_dir)
+
+
+# --------------------------------------------------------------------------- the test split, said before training
+
+def _with_file(tmp_path: Path, goal: str, rows: list[dict[str, Any]], **data: Any) -> Recommendation:
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    raw = answers(goal, "Qwen/Qwen2.5-0.5B-Instruct", 24)
+    raw["data"] = {"path": "train.jsonl", **data}
+    (tmp_path / "a.yaml").write_text(json.dumps(raw))
+    return recommend(gather_inputs(load_answers(tmp_path / "a.yaml"), detect=False, allow_network=False))
+
+
+def test_one_question_per_fact_is_named_before_training_with_what_to_do() -> None:
+    raw = answers("knowledge", "HuggingFaceTB/SmolLM2-135M-Instruct", None)
+    raw["data"] = {"path": str(EXAMPLES / "data" / "product_faq.jsonl")}
+    result = rec(raw)
+    [facts] = [w for w in result.warnings if "asked once" in w]
+    assert "cannot be evaluated" in facts and "phrasings" in facts and "data.test_path" in facts
+    # 50 examples hold out 5: no test can show anything, and the warning says what size would
+    assert result.evaluation["test_examples"] == 5 and result.evaluation["smallest_detectable"] is None
+    [power] = [w for w in result.warnings if w.startswith("test split")]
+    assert "inconclusive" in power and "39 examples" in power and "390 examples" in power
+
+
+def test_several_phrasings_a_fact_are_held_out_and_the_power_is_stated(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Form {k} of question {i}?", "output": f"Fact number {i}."}
+            for i in range(200) for k in range(3)]
+    result = _with_file(tmp_path, "knowledge", rows)
+    assert not any("asked once" in w for w in result.warnings)
+    assert result.evaluation["test_examples"] == 60 and "new phrasings" in result.evaluation["test_source"]
+    assert result.evaluation["smallest_detectable"] == pytest.approx(0.13, abs=0.01)  # binary: fact_match
+    assert any(r.startswith("test split: 60 examples") for r in result.reasons)
+    assert result.evaluation["suggested_test_examples"] is None
+
+
+def test_a_continuous_metric_states_the_effect_size_it_can_show(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Write note {i}.", "output": f"Dear reader, note {i} is here."} for i in range(150)]
+    result = _with_file(tmp_path, "style", rows)
+    e = result.evaluation
+    assert (e["primary_metric"], e["kind"], e["test_examples"]) == ("rouge_l", "continuous", 15)
+    assert e["smallest_detectable"] == pytest.approx(2.8016 / 15 ** 0.5, abs=1e-3)  # above 0.5: coarse
+    assert e["suggested_test_examples"] == 32 and any("A test of 32 examples" in w for w in result.warnings)
+
+
+def test_a_test_file_that_asks_untrained_facts_is_named(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Form {k} of question {i}?", "output": f"Fact number {i}."}
+            for i in range(50) for k in range(2)]
+    write_jsonl(tmp_path / "test.jsonl", [{"instruction": "New form of question 3?", "output": "Fact number 3."},
+                                          {"instruction": "Question never taught?", "output": "Fact number 99."}])
+    result = _with_file(tmp_path, "knowledge", rows, test_path="test.jsonl")
+    assert any("1 of its 2 facts are not in" in w for w in result.warnings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from knowledge.errors import InputError
 from runner.data import PLAIN_HEADERS, encode_rows, load_rows, prompt_and_reference, render_segments
+from runner.rundir import RunDir
 from runner.tiny_model import build_tiny_model
 from tests.runner_helpers import tiny_texts, write_data
 
@@ -99,3 +101,80 @@ def test_an_unreachable_hub_dataset_says_so(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(InputError, match="cannot load the dataset 'someone/data' from the hub"):
         load_rows("someone/data", None)
+
+
+# --------------------------------------------------------------------------- splits that measure the goal
+
+def _split(tmp_path: Path, rows: list[dict[str, Any]], goal: str = "knowledge", **data: Any) -> RunDir:
+    from runner.data import prepare_splits
+    from runner.plan import Plan, PlanData, PlanModel
+
+    tmp_path.mkdir(exist_ok=True)
+    path = write_data(tmp_path / "data.jsonl", rows)
+    plan = Plan(goal=goal, method="lora", method_family="lora", model=PlanModel("unused"),
+                data=PlanData(path=str(path), **data), hyperparameters={}, seed=3)
+    run = RunDir(tmp_path / "run")
+    prepare_splits(plan, run)
+    return run
+
+
+def _answers(run: RunDir, name: str) -> list[str]:
+    from runner.data import answer_text, read_split
+
+    return [answer_text(r) for r in read_split(run, name)]
+
+
+def _phrasings(facts: int, each: int) -> list[dict[str, Any]]:
+    forms = ["What is the code of item {i}?", "Tell me item {i}'s code.", "Item {i}: which code?",
+             "Which code does item {i} have?", "Give the code for item {i}."]
+    return [{"instruction": forms[k].format(i=i), "input": "", "output": f"Item {i} has code K{i * 7}."}
+            for i in range(facts) for k in range(each)]
+
+
+def test_knowledge_tests_new_phrasings_of_facts_that_stay_in_training(tmp_path: Path) -> None:
+    from runner.data import read_split_summary
+
+    run = _split(tmp_path, _phrasings(30, 3))
+    train, test, validation = _answers(run, "train"), _answers(run, "test"), _answers(run, "validation")
+    assert len(test) == 9 and len(validation) == 9 and len(train) == 72
+    assert set(test) <= set(train) and set(validation) <= set(train)  # every held-out fact is still taught
+    assert len(set(test)) == 9                                         # one phrasing a fact: as many facts as can be
+    summary = read_split_summary(run)
+    assert summary is not None
+    assert (summary["test_facts"], summary["test_facts_seen_in_training"], summary["held_out_by_fact"]) == (9, 9, True)
+
+
+def test_duplicates_are_removed_before_splitting(tmp_path: Path) -> None:
+    from runner.data import read_split, read_split_summary
+
+    rows = _phrasings(40, 1)
+    repeated = rows + [dict(r, output=r["output"].upper()) for r in rows[:10]]  # the same examples, case aside
+    run = _split(tmp_path, repeated, goal="style")
+    seen = [json.dumps(r["messages"]).lower() for name in ("train", "validation", "test")
+            for r in read_split(run, name)]
+    assert len(seen) == 40 and len(set(seen)) == 40
+    summary = read_split_summary(run)
+    assert summary is not None and summary["duplicates_removed"] == 10 and summary["test_facts"] is None
+
+
+def test_one_question_per_fact_tests_unseen_facts_and_says_so(tmp_path: Path) -> None:
+    from runner.data import read_split_summary
+
+    run = _split(tmp_path, _phrasings(40, 1))
+    summary = read_split_summary(run)
+    assert summary is not None and summary["held_out_by_fact"] is False
+    assert (summary["test_facts"], summary["test_facts_seen_in_training"]) == (4, 0)
+    assert not set(_answers(run, "test")) & set(_answers(run, "train"))
+
+
+def test_a_group_field_names_the_fact(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Question {k} about fact {i}?", "input": "", "output": f"Answer worded {k} for {i}.",
+             "fact": f"f{i}"} for i in range(20) for k in range(2)]
+    run = _split(tmp_path, rows, group_by="fact")
+    from runner.data import read_split
+
+    groups = {name: {r["group"] for r in read_split(run, name)} for name in ("train", "test")}
+    assert groups["test"] and groups["test"] <= groups["train"]
+    with pytest.raises(InputError, match="'fact' field") as error:
+        _split(tmp_path / "bad", [{k: v for k, v in rows[0].items() if k != "fact"}, *rows[1:]], group_by="fact")
+    assert error.value.line == 1
