@@ -153,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate_run(args.run_dir, progress=lambda message: print(message, file=out, flush=True))
     if args.json:
         data = report.to_json()
-        _print_json({k: data[k] for k in ("verdict", "primary_metric", "significant", "metrics", "scorecard")})
+        _print_json({k: data[k] for k in ("verdict", "primary_metric", "direction", "metrics", "scorecard")})
     else:
         for line in summary_lines(report, RunDir(args.run_dir))[:2]:
             print(line)

@@ -202,15 +202,15 @@ def print_comparison(result: dict[str, Any]) -> None:
 def print_demo_summary(rows: list[dict[str, Any]]) -> None:
     con = _console()
     table = Table(title="finetune-advisor demo", box=None, padding=(0, 2))
-    for column in ("goal", "method", "metric", "base", "tuned", "p", "significant", "scorecard", "verdict"):
+    for column in ("goal", "method", "metric", "base", "tuned", "p", "finding", "scorecard", "verdict"):
         table.add_column(column)
     for r in rows:
         if "metric" not in r:
             table.add_row(r["goal"], r["method"], "-", "-", "-", "-", "-", "-", f"[red]failed[/] ({r['run']})")
             continue
         table.add_row(r["goal"], r["method"], r["metric"], f"{r['base']:.3f}", f"{r['tuned']:.3f}",
-                      f"{r['p_value']:.3g}", "yes" if r["significant"] else "no", f"{r['scorecard_total']:.2f}",
-                      "ready" if r["ready"] else "not ready")
+                      f"{r['p_value']:.3g}", r["direction"], f"{r['scorecard_total']:.2f}",
+                      "ready" if r["ready"] else "inconclusive" if r["direction"] == "inconclusive" else "not ready")
     con.print(table)
     for r in rows:
         if r.get("report"):

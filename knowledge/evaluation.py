@@ -12,15 +12,27 @@ __all__ = ["EvaluationSettings", "load_evaluation"]
 
 
 @dataclass(frozen=True)
+class Power:
+    probability: float
+    coarsest_gain: float
+    coarsest_effect_size: float
+
+
+@dataclass(frozen=True)
 class EvaluationSettings:
     metrics_by_goal: dict[str, list[str]]
     max_new_tokens_margin: int
     max_new_tokens_cap: int
+    power: Power
+
+    def primary_metric(self, goal: str, chosen: str | None = None) -> str:
+        """The metric the verdict uses: the user's (evaluation.metric), else the goal's first."""
+        return chosen if chosen not in (None, "", "auto") else self.metrics_by_goal[goal][0]
 
 
 @functools.cache
 def load_evaluation() -> EvaluationSettings:
-    top = read_knowledge("evaluation.yaml", "metrics_by_goal", "max_new_tokens_margin", "max_new_tokens_cap")
+    top = read_knowledge("evaluation.yaml", "metrics_by_goal", "power", "max_new_tokens_margin", "max_new_tokens_cap")
     m = top.sub("metrics_by_goal", GOALS)
     by_goal = {}
     for goal in GOALS:
@@ -29,4 +41,13 @@ def load_evaluation() -> EvaluationSettings:
             if name not in EVALUATION_METRICS:
                 m.fail(f"{name!r} is not allowed", goal, f"one of: {', '.join(EVALUATION_METRICS)}")
         by_goal[goal] = names
-    return EvaluationSettings(by_goal, top.get("max_new_tokens_margin", int), top.get("max_new_tokens_cap", int))
+    p = top.sub("power", ("probability", "coarsest_gain", "coarsest_effect_size"))
+    power = Power(p.get("probability", float), p.get("coarsest_gain", float), p.get("coarsest_effect_size", float))
+    if not 0.5 <= power.probability < 1:
+        p.fail("must lie between 0.5 and 1", "probability")
+    if not 0 < power.coarsest_gain <= 1:
+        p.fail("must lie between 0 and 1", "coarsest_gain")
+    if power.coarsest_effect_size <= 0:
+        p.fail("must be above 0", "coarsest_effect_size")
+    return EvaluationSettings(by_goal, top.get("max_new_tokens_margin", int), top.get("max_new_tokens_cap", int),
+                              power)

@@ -11,7 +11,7 @@ from knowledge.files import read_knowledge
 from knowledge.ids import SCORECARD_DIMENSIONS
 from knowledge.reader import Reader
 
-__all__ = ["Scorecard", "Threshold", "load_scorecard"]
+__all__ = ["Gates", "Scorecard", "Threshold", "load_scorecard"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,18 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class Gates:
+    """What a run must show to be called ready, whatever its weighted total."""
+    significant_gain: bool
+    min_task_score: float
+    max_perplexity_increase: float
+
+
+@dataclass(frozen=True)
 class Scorecard:
     weights: dict[str, float]
     ready_threshold: float
+    gates: Gates
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     """dimension -> rule name -> a Threshold or a fixed score"""
     advice: dict[str, str] = field(default_factory=dict)
@@ -63,7 +72,7 @@ def _threshold(r: Reader) -> Threshold:
 
 @functools.cache
 def load_scorecard() -> Scorecard:
-    top = read_knowledge("scorecard.yaml", "weights", "ready_threshold", "rules", "advice")
+    top = read_knowledge("scorecard.yaml", "weights", "ready_threshold", "gates", "rules", "advice")
     w = top.sub("weights", SCORECARD_DIMENSIONS)
     weights = {d: w.get(d, float) for d in SCORECARD_DIMENSIONS}
     if abs(sum(weights.values()) - 1.0) > 1e-9:
@@ -71,6 +80,11 @@ def load_scorecard() -> Scorecard:
     threshold = top.get("ready_threshold", float)
     if not 1 <= threshold <= 5:
         top.fail("must lie between 1 and 5", "ready_threshold")
+    g = top.sub("gates", ("significant_gain", "min_task_score", "max_perplexity_increase"))
+    gates = Gates(g.get("significant_gain", bool), g.get("min_task_score", float),
+                  g.get("max_perplexity_increase", float))
+    if not 0 <= gates.min_task_score <= 1:
+        g.fail("must lie between 0 and 1", "min_task_score")
     rules: dict[str, dict[str, Any]] = {}
     if "rules" in top.data:
         rr = top.sub("rules", SCORECARD_DIMENSIONS)
@@ -86,6 +100,6 @@ def load_scorecard() -> Scorecard:
                     d.fail("must be a score from 1 to 5 or a threshold rule", str(name))
     advice: dict[str, str] = {}
     if "advice" in top.data:
-        ad = top.sub("advice", SCORECARD_DIMENSIONS)
-        advice = {dim: ad.get(dim, str) for dim in SCORECARD_DIMENSIONS}
-    return Scorecard(weights, threshold, rules, advice)
+        ad = top.sub("advice", (*SCORECARD_DIMENSIONS, "inconclusive"))
+        advice = {dim: ad.get(dim, str) for dim in (*SCORECARD_DIMENSIONS, "inconclusive")}
+    return Scorecard(weights, threshold, gates, rules, advice)

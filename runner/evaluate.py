@@ -1,37 +1,41 @@
 """Evaluation of a finished run against its base model, on exactly the run's saved test split.
 
-Both models generate greedily for the same prompts (the context before the last answer: the reference
-is never in the prompt); each output is scored by the goal's metrics (runner/metrics.py) and the pairs of
-scores are tested (runner/stats.py). General ability: per-sentence loss of both models on a general set
-that is not the user's task (runner/assets/general.txt, or evaluation.general_set), lower being better.
-Speed: generation tokens/s of both (and of the merged model where the method merges). Resources come from
-the run's events and the artifact's size. Results go to eval/, report.json and report.md; the adapter, the
-checkpoints and the events are never touched.
+The models generate greedily for the same prompts (the context before the last answer: the reference is never
+in the prompt), with every decoding setting stated and each output cut at the model's own end tokens
+(runner/generation.py); each output is scored by the goal's metrics (runner/metrics.py) and the pairs of scores
+are tested (runner/stats.py). The tuned model is compared with the base it trained on: for QLoRA that is the
+base loaded in 4-bit, and the 4-bit base is compared with the 16-bit one apart, so that quantization's effect
+is never blamed on fine-tuning. General ability: token-weighted perplexity on a general set that is not the
+user's task (runner/assets/general.txt, or evaluation.general_set), with a paired interval. Speed: generation
+tokens/s of the base, the tuned model and the merged one where the method merges, timed in alternating rounds.
+Resources come from the run's events and the artifact's size. Results go to eval/, report.json and report.md;
+the adapter, the checkpoints and the events are never touched.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from knowledge import MethodCard, load_evaluation
 from knowledge.errors import InputError
-from runner.data import prompt_and_reference, read_split
+from runner.data import prompt_and_reference, read_split, read_split_summary
 from runner.events import read_events
-from runner.metrics import BINARY, METRICS
+from runner.metrics import BINARY, METRICS, score
 from runner.plot import write_loss_png
+from runner.power import p_text, smallest_difference
 from runner.report import Report, write_report
 from runner.rundir import RunDir, open_run_dir
 from runner.scorecard import ScorecardInputs, build_scorecard
-from runner.stats import direction, paired_binary, paired_continuous
+from runner.stats import explain, paired_binary, paired_continuous
 
 __all__ = ["evaluate_run", "GENERAL_SET"]
 
 GENERAL_SET = Path(__file__).parent / "assets" / "general.txt"
-GEN_BATCH = 8
 
 
 def _metrics_for(goal: str, chosen: str) -> list[str]:
@@ -52,73 +56,6 @@ def _general_texts(general_set: str) -> list[str]:
     if len(texts) < 2:
         raise InputError("the general-ability set needs at least 2 lines", file=str(path))
     return texts
-
-
-def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int, device: str) -> tuple[
-        list[str], dict[str, float]]:
-    """Greedy outputs for every prompt, batched with left padding; and the timing."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    outputs: list[str] = []
-    generated = 0
-    started = time.perf_counter()
-    for i in range(0, len(prompts), GEN_BATCH):
-        batch = tokenizer(prompts[i: i + GEN_BATCH], return_tensors="pt", padding=True, add_special_tokens=False)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with torch.no_grad():
-            # use_cache stays on: Llama-family models with prefix tuning fail in generate(use_cache=False)
-            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        new = out[:, batch["input_ids"].shape[1]:]
-        for row in new:
-            ids = row.tolist()
-            if tokenizer.eos_token_id in ids:
-                ids = ids[: ids.index(tokenizer.eos_token_id)]
-            ids = [t for t in ids if t != tokenizer.pad_token_id]
-            generated += len(ids)
-            outputs.append(tokenizer.decode(ids, skip_special_tokens=True).strip())
-    seconds = time.perf_counter() - started
-    tokenizer.padding_side = "right"
-    return outputs, {"seconds": round(seconds, 3), "generated_tokens": generated,
-                     "tokens_per_s": round(generated / max(seconds, 1e-9), 2),
-                     "latency_s_per_example": round(seconds / max(len(prompts), 1), 4)}
-
-
-#: Speed is timed on this many prompts, generating exactly this many new tokens with every model: timing the
-#: models' own outputs would favour whichever model talks longer (per-call overhead spread over more tokens).
-SPEED_PROMPTS, SPEED_TOKENS = 8, 32
-
-
-def _speed(model: Any, tokenizer: Any, prompts: list[str], device: str) -> dict[str, float]:
-    import torch
-
-    tokenizer.padding_side = "left"
-    batch = tokenizer(prompts[:SPEED_PROMPTS], return_tensors="pt", padding=True, add_special_tokens=False)
-    batch = {k: v.to(device) for k, v in batch.items()}
-    with torch.no_grad():
-        model.generate(**batch, max_new_tokens=2, min_new_tokens=2, do_sample=False, use_cache=True,
-                       pad_token_id=tokenizer.pad_token_id)  # warm-up
-        started = time.perf_counter()
-        model.generate(**batch, max_new_tokens=SPEED_TOKENS, min_new_tokens=SPEED_TOKENS, do_sample=False,
-                       use_cache=True, pad_token_id=tokenizer.pad_token_id)
-        seconds = time.perf_counter() - started
-    tokenizer.padding_side = "right"
-    n = len(batch["input_ids"])
-    return {"tokens_per_s": round(n * SPEED_TOKENS / max(seconds, 1e-9), 2), "seconds": round(seconds, 4),
-            "prompts": n, "new_tokens_each": SPEED_TOKENS, "latency_s_per_example": round(seconds / n, 4)}
-
-
-def _text_losses(model: Any, tokenizer: Any, texts: list[str], device: str) -> list[float]:
-    """Mean token negative log-likelihood of each text (on the reference text, never on model output)."""
-    import torch
-
-    losses = []
-    for text in texts:
-        ids = tokenizer(text, return_tensors="pt").input_ids.to(device)
-        with torch.no_grad():
-            losses.append(float(model(input_ids=ids, labels=ids).loss))
-    return losses
 
 
 def _size_gb(path: Path) -> float | None:
@@ -145,6 +82,141 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> Report:
         return _evaluate(run, progress or (lambda message: None))
 
 
+@contextmanager
+def _merged(model: Any) -> Iterator[None]:
+    """The adapter folded into the weights, as a merged export serves it; unfolded again afterwards."""
+    model.merge_adapter()
+    try:
+        yield
+    finally:
+        model.unmerge_adapter()
+
+
+class _Measured:
+    """What each model variant produced: outputs, generation timing, general-set losses, speed."""
+
+    def __init__(self) -> None:
+        self.outputs: dict[str, list[str]] = {}
+        self.timing: dict[str, dict[str, float]] = {}
+        self.losses: dict[str, list[tuple[float, int]]] = {}
+        self.speed: dict[str, dict[str, Any]] = {}
+
+
+def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts: list[str], general: list[str],
+             max_new: int, say: Callable[[str], None]) -> tuple[_Measured, dict[str, Any]]:
+    """Generate, score losses and time speed with every variant the comparison needs: base (16-bit), tuned, and
+    for QLoRA the 4-bit base it trained on; the merged model where the method merges. Two models are held at
+    once only for full fine-tuning (whose training needed far more memory than two copies for inference)."""
+    import torch
+
+    from runner.generation import Timed, decoding, generate_all, plain, text_losses, time_speeds
+    from runner.model import load_model, load_trained
+
+    plan = run.read_plan()
+    torch.manual_seed(plan.seed)
+    m = _Measured()
+
+    def quality(name: str, model: Any) -> None:
+        m.outputs[name], m.timing[name] = generate_all(model, tokenizer, prompts, settings, device)
+        m.losses[name] = text_losses(model, tokenizer, general, device)
+
+    say(f"base model: generating for {len(prompts)} test examples")
+    base = load_model(plan.model.name_or_path, device=device, method="lora", bits=None,
+                      trust_remote_code=plan.model.trust_remote_code).eval()
+    settings = decoding(base, tokenizer, max_new, plan.seed)
+    quality("base", base)
+    if card.full_model:
+        say("tuned model: generating for the same examples")
+        tuned = load_trained(run, plan, device=device)
+        quality("tuned", tuned)
+        say("timing generation (alternating rounds)")
+        m.speed = time_speeds(tokenizer, prompts, device, settings, {"base": plain(base), "tuned": plain(tuned)})
+        return m, settings
+    if card.quantized:
+        if card.mergeable:  # served merged into the 16-bit base, as `export --merged` makes it
+            from peft import PeftModel
+
+            say("merged model (adapter on the 16-bit base): timing generation")
+            on_full = PeftModel.from_pretrained(base, str(run.adapter)).eval()
+            merged: dict[str, Timed] = {"base": (on_full, on_full.disable_adapter),
+                                        "tuned_merged": (on_full, lambda: _merged(on_full))}
+            m.speed = time_speeds(tokenizer, prompts, device, settings, merged)
+            del on_full
+        del base
+        say("tuned model on its 4-bit base: generating for the same examples")
+        tuned = load_trained(run, plan, device=device)
+        with tuned.disable_adapter():
+            quality("base_quantized", tuned)
+        quality("tuned", tuned)
+        say("timing generation (alternating rounds)")
+        m.speed |= time_speeds(tokenizer, prompts, device, settings,
+                               {"base_quantized": (tuned, tuned.disable_adapter), "tuned": plain(tuned)})
+        return m, settings
+    del base
+    say("tuned model: generating for the same examples")
+    tuned = load_trained(run, plan, device=device)
+    quality("tuned", tuned)
+    say("timing generation (alternating rounds)")
+    variants: dict[str, Timed] = {"base": (tuned, tuned.disable_adapter), "tuned": plain(tuned)}
+    if card.mergeable:
+        variants["tuned_merged"] = (tuned, lambda: _merged(tuned))
+    m.speed = time_speeds(tokenizer, prompts, device, settings, variants)
+    return m, settings
+
+
+def _compare(metrics: list[str], base: list[list[float]], tuned: list[list[float]], seed: int) -> dict[str, Any]:
+    """Each metric's paired test, as report.json holds it."""
+    out = {}
+    for name, b, t in zip(metrics, base, tuned, strict=True):
+        result = paired_binary(b, t) if name in BINARY else paired_continuous(b, t, seed=seed)
+        out[name] = {"kind": "binary" if name in BINARY else "continuous", **_as_dict(result)}
+    return out
+
+
+def _perplexity(losses: list[tuple[float, int]]) -> float:
+    """Token-weighted: exp(total negative log-likelihood / total tokens)."""
+    return math.exp(sum(nll for nll, _ in losses) / sum(n for _, n in losses))
+
+
+#: A loss that is higher is worse: the paired test's direction read for losses.
+LOWER_IS_BETTER = {"better": "worse", "worse": "better", "no difference": "no difference",
+                   "inconclusive": "inconclusive"}
+
+
+def _general(base: list[tuple[float, int]], tuned: list[tuple[float, int]], seed: int) -> dict[str, Any]:
+    """Token-weighted perplexity of both, and the paired test of their difference.
+
+    Each passage's summed loss is divided by the mean passage length, so the mean of the paired differences is
+    exactly the token-weighted log-perplexity difference; the BCa interval of that mean, exponentiated, is the
+    interval of the perplexity ratio (the mean length held fixed)."""
+    mean_tokens = sum(n for _, n in base) / len(base)
+    test = paired_continuous([nll / mean_tokens for nll, _ in base], [nll / mean_tokens for nll, _ in tuned],
+                             seed=seed)
+    found = LOWER_IS_BETTER[test.direction]
+    low, high = math.expm1(test.ci_low), math.expm1(test.ci_high)  # NaN stays NaN
+    change = math.expm1(test.effect)
+    if found in ("better", "worse"):
+        sentence = (f"General ability is {found}: the tuned model's perplexity is {change * 100:+.1f}% against the "
+                    f"base's, {p_text(test.p_value)}, and the 95% interval of the change, {low * 100:+.1f}% to "
+                    f"{high * 100:+.1f}%, lies {'below' if found == 'better' else 'above'} zero.")
+    else:
+        sentence = (f"Perplexity {change * 100:+.1f}% against the base's. "
+                    + explain(found, low * 100, high * 100, test.p_value, "%"))
+    return {"perplexity_base": round(_perplexity(base), 4), "perplexity_tuned": round(_perplexity(tuned), 4),
+            "perplexity_increase": round(_perplexity(tuned) / _perplexity(base) - 1, 4),
+            "change_interval": [_round(low), _round(high)], "p_value": test.p_value, "direction": found,
+            "sentence": sentence, "tokens": sum(n for _, n in base),
+            "test": "paired permutation and BCa bootstrap on per-passage losses (token-weighted)"}
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _round(value: float) -> float | None:
+    return None if not math.isfinite(value) else round(value, 4)
+
+
 def _evaluate(run: RunDir, say: Any) -> Report:
     plan = run.read_plan()
     method, card = plan.method, plan.card
@@ -159,99 +231,97 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     metrics = _metrics_for(plan.goal, plan.evaluation.metric)
     general = _general_texts(plan.evaluation.general_set)
 
-    import torch
+    from runner.model import load_tokenizer, select_device
 
-    from runner.model import load_model, load_tokenizer, load_trained, select_device
-
-    torch.manual_seed(plan.seed)
     device = select_device()
-    base_name = plan.model.name_or_path
-    remote = plan.model.trust_remote_code
-    tokenizer = load_tokenizer(base_name, remote)
+    tokenizer = load_tokenizer(plan.model.name_or_path, plan.model.trust_remote_code)
     pairs = [prompt_and_reference(row, tokenizer) for row in test_rows]
     prompts, references = [p for p, _ in pairs], [r for _, r in pairs]
     settings = load_evaluation()
     longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
     max_new = min(settings.max_new_tokens_cap, longest + settings.max_new_tokens_margin)
-
-    say(f"base model: generating for {len(prompts)} test examples")
-    base = load_model(base_name, device=device, method="lora", bits=None, trust_remote_code=remote)
-    base.eval()
-    base_out, base_timing = _generate(base, tokenizer, prompts, max_new, device)
-    base_speed = _speed(base, tokenizer, prompts, device)
-    base_general = _text_losses(base, tokenizer, general, device)
-    del base
-
-    say("tuned model: generating for the same examples")
-    tuned = load_trained(run, plan, device=device)
-    tuned_out, tuned_timing = _generate(tuned, tokenizer, prompts, max_new, device)
-    tuned_speed = _speed(tuned, tokenizer, prompts, device)
-    tuned_general = _text_losses(tuned, tokenizer, general, device)
-    merged_speed = None
-    if not card.full_model and card.mergeable and not card.quantized:  # the merged model is what is served
-        say("merged model: timing generation")
-        merged = tuned.merge_and_unload()
-        merged.eval()
-        merged_speed = _speed(merged, tokenizer, prompts, device)
-        del merged
-    del tuned
+    measured, decoding = _measure(run, card, tokenizer, device, prompts, general, max_new, say)
+    reference_base = "base_quantized" if card.quantized else "base"
 
     # ---- per-example scores, written side by side
-    scores = {name: ([METRICS[name](o, r) for o, r in zip(base_out, references, strict=True)],
-                     [METRICS[name](o, r) for o, r in zip(tuned_out, references, strict=True)]) for name in metrics}
+    scores = {which: {name: [score(name, o, r, q) for o, r, q in zip(outputs, references, prompts, strict=True)]
+                      for name in metrics} for which, outputs in measured.outputs.items()}
     run.eval_dir.mkdir(exist_ok=True)
-    for which, outputs, index in (("base", base_out, 0), ("tuned", tuned_out, 1)):
+    for which, outputs in measured.outputs.items():
         lines = [json.dumps({"index": i, "source_index": row.get("source_index"), "prompt": prompts[i],
                              "reference": references[i], "output": outputs[i],
-                             "scores": {m: scores[m][index][i] for m in metrics}}, ensure_ascii=False)
+                             "scores": {m: scores[which][m][i] for m in metrics}}, ensure_ascii=False)
                  for i, row in enumerate(test_rows)]
         run.predictions(which).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    # ---- statistics
-    results: dict[str, Any] = {}
-    for name in metrics:
-        b, t = scores[name]
-        result = paired_binary(b, t) if name in BINARY else paired_continuous(b, t, seed=plan.seed)
-        results[name] = {"kind": "binary" if name in BINARY else "continuous", **_as_dict(result)}
+    # ---- statistics: the tuned model against the base it trained on
+    results = _compare(metrics, [scores[reference_base][m] for m in metrics], [scores["tuned"][m] for m in metrics],
+                       plan.seed)
     primary = metrics[0]
-    general_stats = paired_continuous(base_general, tuned_general, seed=plan.seed)
-    ppl_base = math.exp(sum(base_general) / len(base_general))
-    ppl_tuned = math.exp(sum(tuned_general) / len(tuned_general))
+    general_ability = _general(measured.losses[reference_base], measured.losses["tuned"], plan.seed)
+    general_ability.update(set=plan.evaluation.general_set, texts=len(general))
+    quantization = None
+    if card.quantized:
+        quantization = {
+            "compared": "the base loaded in 4-bit (as QLoRA trains on it) against the base in 16-bit",
+            "metrics": _compare(metrics, [scores["base"][m] for m in metrics],
+                                [scores["base_quantized"][m] for m in metrics], plan.seed),
+            "general_ability": _general(measured.losses["base"], measured.losses["base_quantized"], plan.seed),
+            "tuned_against_16bit_base": _compare([primary], [scores["base"][primary]], [scores["tuned"][primary]],
+                                                 plan.seed)[primary]}
+
+    # ---- speed: what is served against the base it replaces
+    from runner.generation import SPEED_PROMPTS, SPEED_ROUNDS, SPEED_TOKENS, speed_ratio
+
+    speed = measured.speed
+    served_name = "tuned_merged" if "tuned_merged" in speed else "tuned"
+    against = "base" if served_name == "tuned_merged" or not card.quantized else "base_quantized"
+    ratio = speed_ratio(speed[served_name], speed[against])
 
     # ---- costs, from the run
-    done: dict[str, Any] = next((e for e in reversed(read_events(run.events)) if e.get("kind") == "done"), {})
-    base_path = Path(base_name)
+    events = read_events(run.events)
+    done: dict[str, Any] = next((e for e in reversed(events) if e.get("kind") == "done"), {})
+    base_path = Path(plan.model.name_or_path)
     base_gb = _size_gb(base_path) if base_path.is_dir() else ((plan.model.params_b or 0) * 2 or None)
-    served = merged_speed or tuned_speed
+    p = results[primary]
     inputs = ScorecardInputs(
-        metric=primary, tuned_metric=results[primary]["tuned_mean"], base_metric=results[primary]["base_mean"],
-        p_value=results[primary]["p_value"], ci_low=results[primary]["ci_low"], ci_high=results[primary]["ci_high"],
-        perplexity_increase=ppl_tuned / ppl_base - 1,
-        throughput_ratio=served["tokens_per_s"] / base_speed["tokens_per_s"] if base_speed["tokens_per_s"] else None,
+        metric=primary, tuned_metric=p["tuned_mean"], base_metric=p["base_mean"], p_value=p["p_value"],
+        ci_low=_number(p["ci_low"]), ci_high=_number(p["ci_high"]), direction=p["direction"],
+        perplexity_increase=general_ability["perplexity_increase"], throughput_ratio=ratio["scored_ratio"],
         peak_memory_gb=done.get("peak_memory_gb"), available_gb=plan.available_gb,
         training_hours=done["train_seconds"] / 3600 if "train_seconds" in done else None,
         artifact_gb=_size_gb(artifact), base_model_gb=base_gb, deployment_kind=_deployment_kind(card))
     scorecard = build_scorecard(inputs)
-    found = direction(results[primary]["p_value"], results[primary]["ci_low"], results[primary]["ci_high"])
+    split = read_split_summary(run)
+    warnings = [w for r in results.values() for w in r["warnings"]]
+    power = settings.power
+    binary = primary in BINARY
+    smallest, shown = smallest_difference(len(test_rows), binary, power.probability, primary)
+    if smallest is None or smallest > (power.coarsest_gain if binary else power.coarsest_effect_size):
+        warnings.append(f"{len(test_rows)} test examples: " + (
+            f"the smallest difference this test shows {power.probability:.0%} of the time at p < 0.05 is {shown}"
+            if shown else "too few for any test to show a difference") + "; a larger test set tells more")
+    if split and split.get("test_facts") and split["test_facts_seen_in_training"] < split["test_facts"]:
+        warnings.append(f"{split['test_facts'] - split['test_facts_seen_in_training']} of the {split['test_facts']} "
+                        "facts the test asks are not in the training data: those questions measure guessing, not "
+                        "what fine-tuning taught (give several phrasings of each fact, or data.test_path with new "
+                        "phrasings of trained questions)")
     report = Report(
-        run=str(run.path), method=method, goal=plan.goal, model=base_name, device=device,
-        test_examples=len(test_rows), test_split=str(run.split("test")),
-        decoding={"strategy": "greedy", "max_new_tokens": max_new, "seed": plan.seed},
-        primary_metric=primary, metrics=results, significant=found == "better",
-        general_ability={"set": plan.evaluation.general_set, "texts": len(general),
-                         "perplexity_base": round(ppl_base, 4), "perplexity_tuned": round(ppl_tuned, 4),
-                         "perplexity_increase": round(ppl_tuned / ppl_base - 1, 4),
-                         "loss_difference": _as_dict(general_stats),
-                         "direction": "lower loss and perplexity are better"},
-        speed={"base": base_speed, "tuned_unmerged": tuned_speed, "tuned_merged": merged_speed,
-               "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy",
-               "evaluation_generation": {"base": base_timing, "tuned": tuned_timing}},
+        run=str(run.path), method=method, goal=plan.goal, model=plan.model.name_or_path, device=device,
+        test_examples=len(test_rows), test_split=str(run.split("test")), decoding=decoding,
+        primary_metric=primary, metrics=results, direction=p["direction"],
+        compared_with=("the base model loaded in 4-bit, as QLoRA trained on it (the 16-bit base: see Quantization)"
+                       if card.quantized else "the base model"),
+        general_ability=general_ability,
+        speed={**speed, "served": served_name, "against": against, "ratio": ratio,
+               "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy; "
+                         f"{SPEED_ROUNDS} rounds in rotating order, the median round reported",
+               "evaluation_generation": measured.timing},
         resources={"train_seconds": done.get("train_seconds"), "peak_memory_gb": done.get("peak_memory_gb"),
                    "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb},
-        scorecard=scorecard, verdict=scorecard["verdict"],
-        warnings=[w for r in results.values() for w in r["warnings"]],
+        scorecard=scorecard, verdict=scorecard["verdict"], warnings=warnings, quantization=quantization,
+        split=split,
     )
-    events = read_events(run.events)
     write_loss_png(run.loss_png,
                    [(e["step"], float(e["loss"])) for e in events if e["kind"] == "step" and
                     isinstance(e.get("loss"), (int, float))],
@@ -262,6 +332,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
+    """A test's result as JSON holds it: tuples as lists, undefined numbers (NaN) as null."""
     out = dict(vars(result))
     out["warnings"] = list(out.get("warnings", ()))
-    return out
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in out.items()}

@@ -1,5 +1,18 @@
 """Per-example scores by goal. Binary metrics give 0 or 1; continuous ones a number in [0, 1].
 
+- fact_match (knowledge): correct when the answer states the reference's fact. The answer's numbers are
+  exactly the reference's, and it has the reference's content words (not function words such as a, the,
+  per, of; endings -s, -es, -ed, -ing ignored): all of them when the reference has up to three, at least
+  two thirds of them when it has more. So a paraphrase counts and a wrong fact does not:
+      reference "25 days per year"        answer "25 days a year"                  -> 1 (exact match: 0)
+      reference "25 days per year"        answer "30 days per year"                -> 0 (token F1: 0.75)
+      reference "Velmora."                answer "The capital is Velmora."         -> 1
+      reference "Velmora."                answer "Orloor."                         -> 0
+      reference "Yes, worldwide shipping is available."   answer "Yes, it ships worldwide."  -> 1
+  Extra words in the answer are allowed; a different or an extra number is not. Words of the question that the
+  reference repeats (its subject) are not required: to "How long is the warranty on the Aurora lamp?", the
+  answer "It has a 2-year warranty." matches "The Aurora lamp has a 2-year warranty." (unless those words
+  are all the reference says: to "Is it grey or black?", "Grey." still has to say grey).
 - exact_match / token_f1: SQuAD normalisation (lower case, no punctuation, no articles a/an/the, single
   spaces); token F1 over the normalised words.
 - rouge_l: ROUGE-L F-measure (rouge-score); chrf: sentence chrF (sacrebleu), divided by 100.
@@ -15,13 +28,16 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import string
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BINARY", "METRICS", "final_answer", "parse_call", "score"]
+from knowledge.ids import BINARY_METRICS
+
+__all__ = ["BINARY", "FUNCTION_WORDS", "METRICS", "fact_match", "final_answer", "parse_call", "score"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -30,6 +46,48 @@ _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 def normalize(text: str) -> str:
     return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+#: Words that carry no fact: a paraphrase may add, drop or swap them ("per year" / "a year" / "each year").
+FUNCTION_WORDS = frozenset("""a an the per each every of in on at to for from by with and or is are was were be
+been it its this that these those there their our your we you they he she his her as than then so very also just
+about into over under within after before about""".split())
+
+
+def _stem(word: str) -> str:
+    """A word without its -ing, -ed, -es or -s ending (ships, shipped, shipping -> ship)."""
+    for ending in ("ing", "ed", "es", "s"):
+        if len(word) > len(ending) + 2 and word.endswith(ending) and not word.endswith("ss"):
+            word = word[: -len(ending)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou":
+                word = word[:-1]  # shipp -> ship
+            break
+    return word
+
+
+def _content_words(text: str) -> tuple[set[str], set[float]]:
+    """The words that carry the fact (stemmed) and the numbers, of a text."""
+    numbers = {float(n.replace(",", "")) for n in _NUMBER.findall(text)}
+    words = {_stem(w) for w in normalize(_NUMBER.sub(" ", text)).split() if w not in FUNCTION_WORDS}
+    return words, numbers
+
+
+def fact_match(prediction: str, reference: str, question: str = "") -> float:
+    """1 when the prediction states the reference's fact: exactly its numbers, and its content words (all of up
+    to three, two thirds of more); words the question already says are not required, unless nothing else is
+    left of the reference."""
+    want_words, want_numbers = _content_words(reference)
+    given = want_words - _content_words(question)[0]
+    if given or want_numbers:
+        want_words = given
+    got_words, got_numbers = _content_words(prediction)
+    if not want_words and not want_numbers:
+        return exact_match(prediction, reference)
+    if got_numbers != want_numbers:
+        return 0.0
+    found = len(want_words & got_words)
+    needed = len(want_words) if len(want_words) <= 3 else math.ceil(2 * len(want_words) / 3)
+    return float(found >= needed)
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -136,12 +194,19 @@ def json_valid(prediction: str, reference: str) -> float:
 
 
 METRICS: dict[str, Callable[[str, str], float]] = {
-    "exact_match": exact_match, "token_f1": token_f1, "rouge_l": rouge_l, "chrf": chrf, "accuracy": accuracy,
+    "fact_match": fact_match, "exact_match": exact_match, "token_f1": token_f1, "rouge_l": rouge_l, "chrf": chrf,
+    "accuracy": accuracy,
     "function_call": function_call, "argument_f1": argument_f1, "json_valid": json_valid,
 }
-#: Metrics that score 0 or 1 (tested with exact McNemar); the others are continuous.
-BINARY = {"exact_match", "accuracy", "function_call", "json_valid"}
+BINARY = BINARY_METRICS
 
 
-def score(metric: str, prediction: str, reference: str) -> float:
+#: Metrics that read the question too (evaluation passes the prompt).
+READS_QUESTION = frozenset({"fact_match"})
+
+
+def score(metric: str, prediction: str, reference: str, question: str = "") -> float:
+    """The metric's score of one output; the question (the prompt) for the metrics that read it."""
+    if metric in READS_QUESTION:
+        return fact_match(prediction, reference, question)
     return METRICS[metric](prediction, reference)

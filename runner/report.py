@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from knowledge.errors import InputError
+from runner.power import p_text
 from runner.rundir import RunDir
 
-__all__ = ["Report", "add_human_preference", "read_report", "render_markdown", "scorecard_rows", "summary",
+__all__ = ["Report", "add_human_preference", "decoding_sentence", "general_sentence", "quantization_lines",
+           "read_report", "render_markdown", "scorecard_rows", "speed_lines", "split_lines", "summary",
            "summary_lines", "write_report"]
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 @dataclass
@@ -31,16 +33,25 @@ class Report:
     test_examples: int
     test_split: str
     decoding: dict[str, Any]
+    """Every generation setting: strategy, do_sample, num_beams, repetition_penalty, max_new_tokens,
+    end_token_ids, seed, ..."""
     primary_metric: str
     metrics: dict[str, dict[str, Any]]
-    """metric -> kind, base_mean, tuned_mean, effect, ci_low, ci_high, p_value, sentence, warnings, ..."""
-    significant: bool
+    """metric -> kind, base_mean, tuned_mean, effect, ci_low, ci_high, p_value, direction, sentence, warnings, ..."""
+    direction: str
+    """The primary metric's finding: better | worse | no difference | inconclusive (runner/stats.py)."""
+    compared_with: str
+    """What the tuned model was compared with: the base, or for QLoRA the base in 4-bit."""
     general_ability: dict[str, Any]
     speed: dict[str, Any]
     resources: dict[str, Any]
     scorecard: dict[str, Any]
     verdict: str
     warnings: list[str]
+    quantization: dict[str, Any] | None = None
+    """QLoRA: the 4-bit base against the 16-bit base, apart from the fine-tuning effect."""
+    split: dict[str, Any] | None = None
+    """data/split.json: duplicates removed, and for knowledge the test facts seen in training."""
     human_preference: dict[str, Any] | None = None
     """The blind review's result, once a person has done one."""
     version: int = REPORT_VERSION
@@ -52,12 +63,17 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        if data["human_preference"] is None:
-            del data["human_preference"]
+        for optional in ("human_preference", "quantization", "split"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Report:
+        if data.get("version") != REPORT_VERSION:
+            raise InputError(f"report.json was written by another version of finetune-advisor (report version "
+                             f"{data.get('version')}, this one reads {REPORT_VERSION})", file=data.get("run"),
+                             hint=f"evaluate the run again: finetune-advisor evaluate {data.get('run', 'RUN_DIR')}")
         return Report(**data)
 
 
@@ -84,6 +100,29 @@ def add_human_preference(run: RunDir, result: dict[str, Any]) -> Report:
 
 # --------------------------------------------------------------------------- renderings
 
+HOW_TO_READ = ("How to read this: the p-value is the chance of a difference at least this large if the two models "
+               "were in fact equally good; the 95% interval is the range of differences the data fit. They are read "
+               "together: the tuned model is called better only when p < 0.05 and the interval lies wholly above "
+               "zero (worse: below zero); \"no difference\" means the test could have shown one and did not; "
+               "\"inconclusive\" means too few examples differ between the models for any test to show a "
+               "difference, which says nothing either way.")
+
+
+def _number(value: float | None, form: str = "+.3f", missing: str = "not defined") -> str:
+    return missing if value is None else format(value, form)
+
+
+def _interval(low: float | None, high: float | None, form: str = "+.3f") -> str:
+    if low is None or high is None:
+        return "not defined (too few examples)"
+    return f"{format(low, form)} to {format(high, form)}"
+
+
+def _shown(value: Any, unit: str = "") -> str:
+    """A measured value, or `not recorded` (never `None`)."""
+    return "not recorded" if value is None else f"{value:g}{unit}" if isinstance(value, float) else f"{value}{unit}"
+
+
 def render_markdown(report: Report) -> str:
     """report.md: the verdict first, then the evidence, in words a beginner can follow."""
     primary = report.primary_metric
@@ -91,50 +130,110 @@ def render_markdown(report: Report) -> str:
     card = report.scorecard
     lines = [f"# Evaluation: {report.method} on {report.model}", "", f"**Verdict: {report.verdict}.**", ""]
     lines += ["## Is the tuned model better?", "",
-              f"On {report.test_examples} held-out test examples (the same ones for both models), "
-              f"the primary metric **{primary}** was {r['base_mean']:.3f} for the base model and "
-              f"{r['tuned_mean']:.3f} for the tuned one.", "", r["sentence"], "",
-              "What this means: the p-value is the chance of seeing a difference at least this large if the two "
-              "models were in fact equally good; below 0.05 we call the difference significant. The 95% interval "
-              "is the range of differences the data are consistent with: if it lies wholly above zero, the tuned "
-              "model is better.", ""]
-    for warning in report.warnings:
-        lines.append(f"- Note: {warning}")
-    lines += ["", "| metric | base | tuned | difference | 95% CI | p |", "|---|---|---|---|---|---|"]
+              f"On {report.test_examples} held-out test examples (the same ones for both), compared with "
+              f"{report.compared_with}, the primary metric **{primary}** was {r['base_mean']:.3f} for the base and "
+              f"{r['tuned_mean']:.3f} for the tuned model: **{report.direction}**.", "", r["sentence"], "",
+              HOW_TO_READ, ""]
+    lines += [f"- {line}" for line in split_lines(report)]
+    lines += [f"- Note: {warning}" for warning in report.warnings]
+    lines += ["", "| metric | base | tuned | difference | 95% CI | p | finding |", "|---|---|---|---|---|---|---|"]
     for name, m in report.metrics.items():
         lines.append(f"| {name} | {m['base_mean']:.3f} | {m['tuned_mean']:.3f} | {m['effect']:+.3f} | "
-                     f"{m['ci_low']:+.3f} to {m['ci_high']:+.3f} | {m['p_value']:.4g} |")
+                     f"{_interval(m['ci_low'], m['ci_high'])} | {m['p_value']:.4g} | {m['direction']} |")
+    lines += ["", "## Gates", "", "Ready to deploy needs every gate passed, whatever the weighted total "
+              "(knowledge/scorecard.yaml).", "", "| gate | passed | measured |", "|---|---|---|"]
+    lines += [f"| {g['gate']} | {'yes' if g['passed'] else '**no**'} | {g['detail']} |" for g in card["gates"]]
+    if report.quantization:
+        lines += ["", "## Quantization (QLoRA)", ""] + [f"- {line}" for line in quantization_lines(report)]
     lines += ["", "## General ability", "", general_sentence(report), ""]
-    s = report.speed
-    lines += ["## Speed and resources", "",
-              f"- Generation: base {s['base']['tokens_per_s']} tokens/s, tuned {s['tuned_unmerged']['tokens_per_s']}"
-              + (f", merged {s['tuned_merged']['tokens_per_s']}" if s["tuned_merged"] else "") + " tokens/s.",
-              f"- Training: {report.resources['train_seconds']} s, peak memory "
-              f"{report.resources['peak_memory_gb']} GB; artifact {report.resources['artifact_gb']} GB.", ""]
+    lines += ["## Speed and resources", ""] + [f"- {line}" for line in speed_lines(report)]
+    res = report.resources
+    lines += [f"- Training: {_shown(res['train_seconds'], ' s')}, peak memory {_shown(res['peak_memory_gb'], ' GB')}; "
+              f"artifact {_shown(_rounded(res['artifact_gb']), ' GB')}.", ""]
+    lines += ["## Decoding", "", decoding_sentence(report), ""]
     lines += ["## Scorecard", "", "| dimension | weight | score | measured |", "|---|---|---|---|"]
     for name, weight, score, shown in scorecard_rows(report):
         lines.append(f"| {name} | {weight} | {score} | {shown} |")
-    lines += ["", f"Weighted total: **{card['total']} of 5** (ready to deploy at {card['ready_threshold']:g} or more)."]
+    lines += ["", f"Weighted total: **{card['total']} of 5** (ready to deploy at {card['ready_threshold']:g} or more, "
+              "with every gate passed)."]
     if card["improve_first"]:
         lines += ["", f"Improve first: **{card['improve_first']['dimension']}**: {card['improve_first']['advice']}."]
-    lines += ["", "Per-example outputs and scores: `eval/predictions-base.jsonl`, `eval/predictions-tuned.jsonl`.",
+    lines += ["", "Per-example outputs and scores: `eval/predictions-base.jsonl`, `eval/predictions-tuned.jsonl`"
+              + (", `eval/predictions-base_quantized.jsonl`" if report.quantization else "") + ".",
               "Training curve: `loss.png` (blue: training loss, orange: validation loss, against the step).", ""]
     if report.human_preference:
         lines += ["## Human preference (blind review)", "", report.human_preference["sentence"], ""]
     return "\n".join(lines)
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def split_lines(report: Report) -> list[str]:
+    """How the test split was made: duplicates, and for knowledge the test facts seen in training."""
+    s = report.split
+    if not s:
+        return []
+    out = []
+    if s.get("duplicates_removed"):
+        out.append(f"{s['duplicates_removed']} exact duplicate(s) were removed before splitting.")
+    if s.get("test_facts") is not None:
+        out.append(f"Test facts seen in training: {s['test_facts_seen_in_training']} of {s['test_facts']} (facts "
+                   f"grouped by {s['grouped_by']}).")
+    return out
+
+
+def quantization_lines(report: Report) -> list[str]:
+    q = report.quantization
+    assert q is not None
+    m = q["metrics"][report.primary_metric]
+    g = q["general_ability"]
+    t = q["tuned_against_16bit_base"]
+    return [f"Loading the base in 4-bit alone changed {report.primary_metric} from {m['base_mean']:.3f} (16-bit) to "
+            f"{m['tuned_mean']:.3f} (4-bit): {m['direction']} ({p_text(m['p_value'])}), and its general-set "
+            f"perplexity from {g['perplexity_base']:.3f} to {g['perplexity_tuned']:.3f} "
+            f"({g['perplexity_increase'] * 100:+.1f}%). This is the quantization effect; the comparison above is the "
+            "fine-tuning effect alone.",
+            f"Against the 16-bit base, the tuned model's {report.primary_metric} is {t['tuned_mean']:.3f} vs "
+            f"{t['base_mean']:.3f}: {t['direction']} ({p_text(t['p_value'])})."]
+
+
 def general_sentence(report: Report) -> str:
     g = report.general_ability
-    return (f"Perplexity on a general set ({g['texts']} passages that are not your task; lower is better): base "
-            f"{g['perplexity_base']:.3f}, tuned {g['perplexity_tuned']:.3f} ({g['perplexity_increase'] * 100:+.1f}%).")
+    return (f"Token-weighted perplexity on a general set ({g['texts']} passages, {g['tokens']} tokens, that are not "
+            f"your task; lower is better): base {g['perplexity_base']:.3f}, tuned {g['perplexity_tuned']:.3f} "
+            f"({g['perplexity_increase'] * 100:+.1f}%). {g['sentence']}")
+
+
+def speed_lines(report: Report) -> list[str]:
+    s = report.speed
+    shown = {"base": "base", "tuned": "tuned", "tuned_merged": "merged", "base_quantized": "4-bit base"}
+    rates = ", ".join(f"{label} {s[key]['tokens_per_s']:g} ({s[key]['lowest']:g}-{s[key]['highest']:g})"
+                      for key, label in shown.items() if isinstance(s.get(key), dict))
+    ratio = s["ratio"]
+    served = shown[s["served"]]
+    verdict = (f"{served} / {shown[s['against']]}: {ratio['ratio']:.2f} (rounds allow {ratio['range'][0]:.2f} to "
+               f"{ratio['range'][1]:.2f})" + ("" if ratio["measured_difference"] else
+                                                  ": the rounds overlap, so no speed difference is claimed and the "
+                                                  "scorecard scores it as equal"))
+    return [f"Generation, tokens/s (median of {s[s['served']]['rounds']} rounds, lowest-highest): {rates}.",
+            f"Served model speed, {verdict}. {s['method']}."]
+
+
+def decoding_sentence(report: Report) -> str:
+    d = report.decoding
+    return (f"{d['strategy']} (do_sample {d['do_sample']}, num_beams {d['num_beams']}, repetition_penalty "
+            f"{d['repetition_penalty']:g}, no_repeat_ngram_size {d['no_repeat_ngram_size']}), at most "
+            f"{d['max_new_tokens']} new tokens, stopping at the model's end tokens {d['end_token_ids']}; seed "
+            f"{d['seed']}. Nothing is taken from the model's own generation config.")
 
 
 def scorecard_rows(report: Report) -> list[tuple[str, str, str, str]]:
     """(dimension, weight, score, the measured inputs) for each scorecard dimension."""
     rows = []
     for name, d in report.scorecard["dimensions"].items():
-        shown = ", ".join(f"{k} {v}" for k, v in d["inputs"].items() if k != "sub_scores")
+        shown = ", ".join(f"{k} {_shown(v)}" for k, v in d["inputs"].items() if k != "sub_scores")
         score = "not measured" if d["score"] is None else f"{d['score']:g}"
         rows.append((name, f"{d['weight']:.0%}", score, shown))
     return rows
@@ -150,6 +249,6 @@ def summary(report: Report, run: RunDir) -> dict[str, Any]:
     primary = report.primary
     return {"goal": report.goal, "metric": report.primary_metric, "base": primary["base_mean"],
             "tuned": primary["tuned_mean"], "effect": primary["effect"], "ci": [primary["ci_low"], primary["ci_high"]],
-            "p_value": primary["p_value"], "significant": report.significant,
+            "p_value": primary["p_value"], "direction": report.direction,
             "scorecard_total": report.scorecard["total"], "ready": report.scorecard["ready"],
             "verdict": report.verdict, "report": str(run.report_md)}

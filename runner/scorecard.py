@@ -1,13 +1,17 @@
 """The deployment scorecard: five dimensions scored 1-5 by the rules in knowledge/scorecard.yaml, from
-measured inputs that are shown beside each score; the weighted total and the verdict."""
+measured inputs that are shown beside each score; the weighted total, the gates, and the verdict.
+
+Ready to deploy means a weighted total at the threshold or above AND every gate passed: a significant task
+gain, a minimum task score, general ability not badly degraded. The verdict names the gates that failed
+first, so a model that learned nothing is never described by its total alone."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from knowledge import Threshold, load_scorecard
-from runner.stats import direction
 
 __all__ = ["ScorecardInputs", "build_scorecard"]
 
@@ -20,6 +24,8 @@ class ScorecardInputs:
     p_value: float
     ci_low: float
     ci_high: float
+    direction: str
+    """better | worse | no difference | inconclusive (runner/stats.py direction)"""
     perplexity_increase: float | None
     """tuned / base general-set perplexity - 1; None when it was not measured."""
     throughput_ratio: float | None
@@ -32,19 +38,44 @@ class ScorecardInputs:
     """mergeable_and_served_by_vllm | full_model | mergeable | not_mergeable"""
 
 
+def _round(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 4)
+
+
+def _gates(i: ScorecardInputs) -> list[dict[str, Any]]:
+    """Each gate of knowledge/scorecard.yaml with whether it passed and why."""
+    gates = load_scorecard().gates
+    out = []
+    if gates.significant_gain:
+        out.append({"gate": "significant_gain", "passed": i.direction == "better",
+                    "detail": {"better": "the task metric is significantly better than the base's",
+                               "worse": "the tuned model is significantly worse than the base on your task",
+                               "inconclusive": "the test set is too small to show a difference either way",
+                               }.get(i.direction, "the tuned model is not significantly better than the base on "
+                                                  "your task")})
+    out.append({"gate": "min_task_score", "passed": i.tuned_metric >= gates.min_task_score,
+                "detail": f"{i.metric} {i.tuned_metric:.3f}, at least {gates.min_task_score:g} needed"})
+    if i.perplexity_increase is not None:
+        out.append({"gate": "max_perplexity_increase", "passed": i.perplexity_increase <= gates.max_perplexity_increase,
+                    "detail": f"general-set perplexity {i.perplexity_increase * 100:+.1f}% against the base, at most "
+                              f"{gates.max_perplexity_increase * 100:+.0f}% allowed"})
+    return out
+
+
 def _rule(dimension: str, name: str) -> Any:
     return load_scorecard().rules[dimension][name]
 
 
 def _task(i: ScorecardInputs) -> tuple[float, dict[str, Any]]:
     shown = {"metric": i.metric, "tuned": round(i.tuned_metric, 4), "base": round(i.base_metric, 4),
-             "p_value": i.p_value, "ci": [round(i.ci_low, 4), round(i.ci_high, 4)]}
-    found = direction(i.p_value, i.ci_low, i.ci_high)
-    if found == "better":
+             "p_value": i.p_value, "ci": [_round(i.ci_low), _round(i.ci_high)]}
+    if i.direction == "better":
         rule: Threshold = _rule("task", "significant_gain")
         return rule.score(i.tuned_metric), {**shown, "finding": "significant gain"}
-    if found == "worse":
+    if i.direction == "worse":
         return float(_rule("task", "significant_loss")), {**shown, "finding": "significant loss"}
+    if i.direction == "inconclusive":
+        return float(_rule("task", "inconclusive")), {**shown, "finding": "inconclusive: the test set is too small"}
     return float(_rule("task", "no_significant_difference")), {**shown, "finding": "no significant difference"}
 
 
@@ -96,15 +127,31 @@ def build_scorecard(i: ScorecardInputs) -> dict[str, Any]:
     total = sum(card.weights[d] * s for d, s in scored.items()) / weight_sum
     shortfall = {d: card.weights[d] * (5 - s) for d, s in scored.items()}
     first = max(shortfall, key=lambda d: shortfall[d])
-    ready = total >= card.ready_threshold
+    gates = _gates(i)
+    failed = [g for g in gates if not g["passed"]]
+    ready = total >= card.ready_threshold and not failed
+    if failed:  # the first failed gate says what to improve first
+        first = {"significant_gain": "task", "min_task_score": "task",
+                 "max_perplexity_increase": "general"}[failed[0]["gate"]]
+    if i.direction == "inconclusive":
+        verdict = ("inconclusive: the test set is too small to show whether the tuned model is better; "
+                   f"{card.advice.get('inconclusive', '')}")
+    elif ready:
+        verdict = (f"ready to deploy (weighted score {total:.2f} of 5, threshold {card.ready_threshold:g}, every "
+                   "gate passed)")
+    else:
+        reasons = [g["detail"] for g in failed]
+        if total < card.ready_threshold:
+            reasons.append(f"weighted score {total:.2f} of 5 (threshold {card.ready_threshold:g})")
+        verdict = f"not ready to deploy: {'; '.join(reasons)}. Improve {first} first: {card.advice.get(first, '')}"
     return {
         "dimensions": {d: {"score": s, "weight": card.weights[d], "inputs": shown} for d, (s, shown) in dims.items()},
         "total": round(total, 2),
         "ready_threshold": card.ready_threshold,
         "ready": ready,
+        "gates": gates,
         "not_measured": [d for d, (s, _) in dims.items() if s is None],
-        "improve_first": None if ready else {"dimension": first, "advice": card.advice.get(first, "")},
-        "verdict": (f"ready to deploy (weighted score {total:.2f} of 5, threshold {card.ready_threshold:g})" if ready
-                    else f"not ready to deploy (weighted score {total:.2f} of 5, threshold "
-                         f"{card.ready_threshold:g}); improve {first} first: {card.advice.get(first, '')}"),
+        "improve_first": None if ready or i.direction == "inconclusive" else
+        {"dimension": first, "advice": card.advice.get(first, "")},
+        "verdict": verdict,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,28 +36,94 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _greedy(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> str:
+    """One greedy answer, made here without the evaluation's code: what each prediction file must hold."""
+    import torch
+
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return str(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)).strip()
+
+
 def test_both_models_are_scored_on_exactly_the_runs_test_examples(trained: Path) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from runner.data import prompt_and_reference
+
     report = evaluate_run(trained)
-    test = [json.loads(line) for line in (trained / "data" / "test.jsonl").read_text().splitlines()]
-    base = [json.loads(line) for line in (trained / "eval" / "predictions-base.jsonl").read_text().splitlines()]
-    tuned = [json.loads(line) for line in (trained / "eval" / "predictions-tuned.jsonl").read_text().splitlines()]
+    test = _lines(trained / "data" / "test.jsonl")
+    base = _lines(trained / "eval" / "predictions-base.jsonl")
+    tuned = _lines(trained / "eval" / "predictions-tuned.jsonl")
     assert len(base) == len(tuned) == len(test) == report.test_examples
-    assert [b["prompt"] for b in base] == [t["prompt"] for t in tuned]
-    assert [b["reference"] for b in base] == [t["reference"] for t in tuned] == [r["messages"][-1]["content"]
-                                                                                 for r in test]
+    plan = RunDir(trained).read_plan()
+    tokenizer = AutoTokenizer.from_pretrained(plan.model.name_or_path)
+    expected = [prompt_and_reference(row, tokenizer) for row in test]  # rebuilt from the saved split
+    assert [(b["prompt"], b["reference"]) for b in base] == [(t["prompt"], t["reference"]) for t in tuned] == expected
+    assert [b["reference"] for b in base] == [r["messages"][-1]["content"] for r in test]
     assert [b["source_index"] for b in base] == [r["source_index"] for r in test]
     for b in base:
-        assert b["reference"] not in b["prompt"]  # the prompt never contains the reference answer
-        assert set(b["scores"]) == {"exact_match", "token_f1"}
+        assert b["reference"] not in b["prompt"]  # the prompt never holds the answer
+        assert set(b["scores"]) == {"fact_match", "exact_match", "token_f1"}
+    # each file holds its own model's answers: regenerated here, with each model loaded apart
+    model = AutoModelForCausalLM.from_pretrained(plan.model.name_or_path).eval()
+    new = report.decoding["max_new_tokens"]
+    assert [_greedy(model, tokenizer, str(b["prompt"]), new) for b in base[:3]] == [b["output"] for b in base[:3]]
+    model = PeftModel.from_pretrained(model, str(trained / "adapter")).eval()
+    assert [_greedy(model, tokenizer, str(t["prompt"]), new) for t in tuned[:3]] == [t["output"] for t in tuned[:3]]
+    assert [b["output"] for b in base] != [t["output"] for t in tuned]
+
+
+def test_an_untrained_adapter_is_no_different_from_its_base(tmp_path: Path) -> None:
+    """The null case end to end: an adapter that learned nothing (LoRA starts as the identity) must never be
+    called significantly better or worse, nor ready to deploy."""
+    from runner.methods import apply_method
+    from runner.model import load_model
+
+    model = build_tiny_model(tmp_path / "llama", tiny_texts())
+    rows = [{"instruction": f"Form {k}: capital of country {i}?", "input": "", "output": f"City{i} it is."}
+            for i in range(40) for k in range(3)]
+    run = make_run(tmp_path, model, "lora", write_data(tmp_path / "qa.jsonl", rows))
+    from runner.data import prepare_splits
+
+    plan = run.read_plan()
+    prepare_splits(plan, run)
+    apply_method(load_model(str(model), device="cpu", method="lora", bits=None), plan).save_pretrained(
+        str(run.adapter))
+    report = evaluate_run(run.path)
+    assert report.test_examples == 12
+    for name, result in report.metrics.items():
+        assert result["direction"] in ("no difference", "inconclusive"), name
+        assert result["p_value"] >= 0.05 and result["effect"] == 0
+    assert _lines(run.predictions("base")) == _lines(run.predictions("tuned"))
+    assert report.general_ability["direction"] in ("no difference", "inconclusive")
+    assert abs(report.general_ability["perplexity_increase"]) < 1e-4
+    assert not report.scorecard["ready"] and "train longer" not in report.verdict
 
 
 def test_the_report_holds_statistics_scorecard_and_verdict(trained: Path) -> None:
     report = read_report(RunDir(trained)) if (trained / "report.json").exists() else evaluate_run(trained)
     em = report.metrics["exact_match"]
+    assert report.primary_metric == "fact_match"
     assert em["kind"] == "binary" and {"p_value", "effect", "ci_low", "ci_high", "n", "sentence"} <= set(em)
     assert report.metrics["token_f1"]["kind"] == "continuous"
-    assert report.general_ability["perplexity_base"] > 0 and report.general_ability["texts"] == 40
-    assert report.speed["base"]["tokens_per_s"] > 0 and report.speed["tuned_merged"] is not None
+    from runner.evaluate import GENERAL_SET
+
+    general = report.general_ability
+    assert general["perplexity_base"] > 0 and general["texts"] == len(GENERAL_SET.read_text().splitlines())
+    assert general["direction"] in ("better", "worse", "no difference", "inconclusive") and general["change_interval"]
+    speed = report.speed
+    assert {"base", "tuned", "tuned_merged"} <= set(speed) and speed["served"] == "tuned_merged"
+    assert all(speed[k]["rounds"] == 3 and speed[k]["lowest"] <= speed[k]["tokens_per_s"] <= speed[k]["highest"]
+               for k in ("base", "tuned", "tuned_merged"))
+    assert report.decoding["repetition_penalty"] == 1.0 and report.decoding["end_token_ids"]
+    assert report.direction == report.metrics[report.primary_metric]["direction"]
     card = report.scorecard
     assert set(card["dimensions"]) == {"task", "general", "speed", "resources", "deployment"}
     assert all(d["inputs"] for d in card["dimensions"].values())
@@ -64,6 +131,7 @@ def test_the_report_holds_statistics_scorecard_and_verdict(trained: Path) -> Non
     assert (trained / "loss.png").read_bytes().startswith(b"\x89PNG")
     md = (trained / "report.md").read_text()
     assert md.splitlines()[2].startswith("**Verdict:") and "p-value is the chance" in md
+    assert "## Gates" in md and "## Decoding" in md and "None" not in md
 
 
 def test_evaluate_is_rerunnable_and_never_touches_the_run(trained: Path) -> None:
@@ -111,6 +179,36 @@ def test_evaluate_json_prints_only_json(trained: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "verdict" in json.loads(result.stdout) and "generating" in result.stderr
     # third-party warnings, log records and progress bars go to the log file, never to the terminal
-    ours = ("base model: ", "tuned model: ", "merged model: ", "report: ")
+    ours = ("base model: ", "tuned model: ", "merged model", "timing generation", "report: ")
     assert all(line.startswith(ours) for line in result.stderr.splitlines()), result.stderr
     assert (trained / "eval" / "evaluate.log").is_file()
+
+
+def test_qlora_is_compared_with_its_4bit_base_and_the_quantization_effect_apart(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "llama", tiny_texts())
+    run = make_run(tmp_path, model, "qlora", write_data(tmp_path / "qa.jsonl", qa_rows()), learning_rate=5e-3,
+                   max_steps=4)
+    assert run_training(run) == 0
+    report = evaluate_run(run.path)
+    assert "4-bit" in report.compared_with and report.quantization is not None
+    quantized = _lines(run.predictions("base_quantized"))
+    primary = report.primary_metric
+    # the fine-tuning effect is measured against the 4-bit base; the quantization effect against the 16-bit one
+    assert report.primary["base_mean"] == pytest.approx(sum(r["scores"][primary] for r in quantized) / len(quantized))
+    effect = report.quantization["metrics"][primary]
+    base16 = _lines(run.predictions("base"))
+    assert effect["base_mean"] == pytest.approx(sum(r["scores"][primary] for r in base16) / len(base16))
+    assert report.quantization["general_ability"]["perplexity_base"] != report.general_ability["perplexity_base"]
+    assert {"base", "tuned_merged", "base_quantized", "tuned"} <= set(report.speed)
+    assert report.speed["served"] == "tuned_merged" and report.speed["against"] == "base"
+    assert "## Quantization (QLoRA)" in run.report_md.read_text()
+
+
+def test_a_full_fine_tune_is_timed_against_its_base_in_alternating_rounds(tmp_path: Path) -> None:
+    model = build_tiny_model(tmp_path / "llama", tiny_texts())
+    run = make_run(tmp_path, model, "full", write_data(tmp_path / "qa.jsonl", qa_rows()), learning_rate=1e-3,
+                   max_steps=2)
+    assert run_training(run) == 0
+    report = evaluate_run(run.path)
+    assert report.speed["served"] == "tuned" and report.speed["against"] == "base"
+    assert report.quantization is None and report.speed["ratio"]["range"][0] <= report.speed["ratio"]["ratio"]

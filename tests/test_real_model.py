@@ -15,8 +15,9 @@ import pytest
 from advisor.answers import load_answers
 from advisor.pipeline import apply_settings, replay
 from knowledge import RUNNABLE_METHODS
+from runner.evaluate import GENERAL_SET
 from runner.events import read_events
-from runner.metrics import METRICS
+from runner.metrics import score
 from runner.rundir import RunDir
 from runner.train import run_training
 from tests.runner_helpers import make_run
@@ -77,7 +78,7 @@ def _scores_from_predictions(run: RunDir, metric: str) -> tuple[float, float]:
     means = []
     for which in ("base", "tuned"):
         records = [json.loads(line) for line in run.predictions(which).read_text().splitlines()]
-        assert all(METRICS[metric](r["output"], r["reference"]) == r["scores"][metric] for r in records)
+        assert all(score(metric, r["output"], r["reference"], r["prompt"]) == r["scores"][metric] for r in records)
         means.append(sum(r["scores"][metric] for r in records) / len(records))
     return means[0], means[1]
 
@@ -94,8 +95,8 @@ def _replay_demo(demo_dir: Path, goal: str, tmp_path: Path, *settings: str) -> A
     assert (report.primary["base_mean"], report.primary["tuned_mean"]) == pytest.approx((base, tuned))
     assert report.general_ability["perplexity_base"] > 0 and report.verdict == report.scorecard["verdict"]
     general_set = result.plan.evaluation.general_set  # the answers' general set reaches evaluation through the plan
-    assert report.general_ability["texts"] == (40 if general_set == "builtin" else
-                                               len(Path(general_set).read_text().splitlines()))
+    assert report.general_ability["texts"] == len((GENERAL_SET if general_set == "builtin" else
+                                                   Path(general_set)).read_text().splitlines())
     assert run.report_md.read_text().count(report.verdict) >= 1
     return result
 
@@ -120,4 +121,6 @@ def test_the_knowledge_demo_beats_the_base_significantly(demo_dir: Path, tmp_pat
     primary = result.report.primary
     assert result.recommendation.method == "lora" and result.recommendation.hyperparameters["learning_rate"] == 1e-3
     assert primary["p_value"] < 0.05 and primary["ci_low"] > 0 and primary["tuned_mean"] > primary["base_mean"]
-    assert result.report.significant
+    assert result.report.direction == "better" and result.report.primary_metric == "fact_match"
+    assert result.report.split["test_facts_seen_in_training"] == result.report.split["test_facts"] == 20
+    assert "Test facts seen in training: 20 of 20" in RunDir(str(result.run)).report_md.read_text()

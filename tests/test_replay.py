@@ -44,7 +44,8 @@ def test_every_shipped_example_replays_to_a_report(example: Path, tiny: Path, tm
     assert report["method"] == result.recommendation.method and report["goal"] == load_answers(example).goal
     primary = report["metrics"][report["primary_metric"]]
     assert {"p_value", "ci_low", "ci_high", "effect", "sentence"} <= set(primary)
-    assert isinstance(report["significant"], bool) and report["verdict"] == report["scorecard"]["verdict"]
+    assert report["direction"] in ("better", "worse", "no difference", "inconclusive")
+    assert report["verdict"] == report["scorecard"]["verdict"] and report["decoding"]["end_token_ids"]
     assert (Path(str(result.run)) / "report.md").exists() and (Path(str(result.run)) / "loss.png").exists()
 
 

@@ -157,14 +157,21 @@ def recorded_report(run: Path) -> dict[str, Any]:
                                            (("task", 0.4), ("general", 0.2), ("speed", 0.15), ("resources", 0.15),
                                             ("deployment", 0.1))},
                             "total": 4.0, "ready": True, "verdict": verdict, "ready_threshold": 4.0,
-                            "improve_first": None}
+                            "improve_first": None, "gates": [{"gate": "significant_gain", "passed": True,
+                                                              "detail": "significantly better"}]}
     metric = {"sentence": "The tuned model got 9 of 10 right, the base 1.", "base_mean": 0.1, "tuned_mean": 0.9,
-              "effect": 0.8, "ci_low": 0.5, "ci_high": 1.0, "p_value": 0.004}
+              "effect": 0.8, "ci_low": 0.5, "ci_high": 1.0, "p_value": 0.004, "direction": "better"}
+    rate = {"tokens_per_s": 10.0, "lowest": 9.0, "highest": 11.0, "rounds": 3}
+    decoding = {"strategy": "greedy", "do_sample": False, "num_beams": 1, "repetition_penalty": 1.0,
+                "no_repeat_ngram_size": 0, "max_new_tokens": 20, "end_token_ids": [2], "seed": 0}
     return Report(run=str(run), method="lora", goal="knowledge", model="m", device="cpu", test_examples=10,
-                  test_split="", decoding={}, primary_metric="exact_match", metrics={"exact_match": metric},
-                  significant=True, general_ability={"texts": 40, "perplexity_base": 10.0, "perplexity_tuned": 10.2,
-                                                     "perplexity_increase": 0.02},
-                  speed={"base": {"tokens_per_s": 10}, "tuned_unmerged": {"tokens_per_s": 10}, "tuned_merged": None},
+                  test_split="", decoding=decoding, primary_metric="exact_match", metrics={"exact_match": metric},
+                  direction="better", compared_with="the base model",
+                  general_ability={"texts": 40, "tokens": 500, "perplexity_base": 10.0, "perplexity_tuned": 10.2,
+                                   "perplexity_increase": 0.02, "sentence": "No difference shown."},
+                  speed={"base": rate, "tuned": rate, "served": "tuned", "against": "base", "method": "timed",
+                         "ratio": {"ratio": 1.0, "range": [0.8, 1.2], "measured_difference": False,
+                                   "scored_ratio": 1.0}},
                   resources={"train_seconds": 1, "peak_memory_gb": 1, "artifact_gb": 0.1}, scorecard=card,
                   verdict=verdict, warnings=[]).to_json()
 
@@ -228,24 +235,25 @@ def test_the_real_app_in_tmux(tmp_path: Path) -> None:
 def write_predictions(run: Path, n: int = 6) -> None:
     (run / "eval").mkdir(exist_ok=True)
     for which, answer in (("base", "no idea"), ("tuned", "Paris.")):
-        lines = [json.dumps({"index": i, "prompt": f"Capital of France? ({i})", "reference": "Paris.",
+        lines = [json.dumps({"index": i, "prompt": f"Capital of France? ({i})", "reference": f"Paris. ({i})",
                              "output": answer, "scores": {}}) for i in range(n)]
         (run / "eval" / f"predictions-{which}.jsonl").write_text("\n".join(lines) + "\n")
 
 
 async def test_blind_review_adds_the_tuned_win_rate_to_the_report(tmp_path: Path) -> None:
     from advisor.tui.review import BlindReviewScreen
-    from runner.review import review_items
+    from runner.review import draw_review
 
     run = recorded_run(tmp_path)
     write_predictions(run)
     (run / "report.json").write_text(json.dumps(recorded_report(run)))
-    items = review_items(run, n=6)
+    review = draw_review(run, n=6)
+    items = review.items
     assert {i.tuned_is for i in items} <= {"A", "B"} and len({i.index for i in items}) == 6
     app = FinetuneAdvisorApp(run_dir=str(run))
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
-        app.push_screen(BlindReviewScreen(str(run), items))
+        app.push_screen(BlindReviewScreen(str(run), review))
         await pilot.pause()
         for item in items[:5]:  # the reviewer always picks "Paris.", which is the tuned answer
             await pilot.press("a" if item.a == "Paris." else "b")
@@ -254,7 +262,39 @@ async def test_blind_review_adds_the_tuned_win_rate_to_the_report(tmp_path: Path
     preference = json.loads((run / "report.json").read_text())["human_preference"]
     assert (preference["tuned_wins"], preference["base_wins"], preference["ties"]) == (5, 0, 1)
     assert preference["p_value"] == pytest.approx(2 / 32) and preference["tuned_win_rate"] == 1.0
+    assert preference["seed"] == review.seed and "1 were ties" in preference["sentence"]
     assert "blind review" in (run / "report.md").read_text()
+
+
+def test_each_review_draws_its_own_seed_and_all_ties_read_as_ties(tmp_path: Path) -> None:
+    from runner.review import draw_review, record_preference
+
+    run = recorded_run(tmp_path)
+    write_predictions(run, n=30)
+    (run / "report.json").write_text(json.dumps(recorded_report(run)))
+    reviews = [draw_review(run, n=5) for _ in range(4)]
+    assert len({r.seed for r in reviews}) == 4 and len({tuple(sorted(r.indexes)) for r in reviews}) > 1
+    again = draw_review(run, n=5, seed=reviews[0].seed)
+    assert again == reviews[0]  # the recorded seed gives back the same examples and sides
+    result = record_preference(run, reviews[0], ["tie"] * 5)
+    assert (result["ties"], result["tuned_win_rate"], result["p_value"]) == (5, None, 1.0)
+    assert "every pair was judged a tie" in result["sentence"] and "0%" not in result["sentence"]
+
+
+async def test_the_results_screen_never_shows_the_review_examples_labelled(tmp_path: Path) -> None:
+    run = recorded_run(tmp_path)
+    write_predictions(run, n=14)
+    (run / "report.json").write_text(json.dumps(recorded_report(run)))
+    app = FinetuneAdvisorApp(run_dir=str(run))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        screen = ResultsScreen(str(run))
+        app.push_screen(screen)
+        await pilot.pause()
+        assert screen.review is not None and len(screen.review.indexes) == 10
+        table = screen.query_one("#examples", DataTable)
+        shown = {int(str(table.get_row_at(i)[0]).rsplit("(", 1)[-1].rstrip(")")) for i in range(table.row_count)}
+        assert len(shown) == 4 and not shown & screen.review.indexes
 
 
 async def test_the_command_palette_offers_the_main_actions(tmp_path: Path) -> None:

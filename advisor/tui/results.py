@@ -13,8 +13,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 if TYPE_CHECKING:
     from runner.report import Report
+    from runner.review import Review
 
 __all__ = ["ResultsScreen"]
+
+#: Test examples a blind review shows, and labelled examples the results screen shows (never the same ones).
+REVIEWED, SHOWN = 10, 10
 
 
 class ResultsScreen(Screen[None]):
@@ -23,6 +27,7 @@ class ResultsScreen(Screen[None]):
     def __init__(self, run_dir: str) -> None:
         super().__init__()
         self.run_dir = run_dir
+        self.review: Review | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -59,14 +64,17 @@ class ResultsScreen(Screen[None]):
 
     def show(self, report: Report) -> None:
         from runner.report import general_sentence, scorecard_rows
-        from runner.review import read_predictions
+        from runner.review import draw_review, read_predictions
         from runner.rundir import RunDir
 
         ready = report.scorecard["ready"]
         self.query_one("#verdict", Static).update(f"[{'green' if ready else 'yellow'}]{escape(report.verdict)}[/]")
         lines = [escape(report.primary["sentence"]), "",
                  "The p-value is the chance of a difference this large if both models were equally good; the "
-                 "interval is the range of differences the test supports (above zero: the tuned model is better)."]
+                 "interval is the range of differences the data fit. Better means p < 0.05 and the interval above "
+                 "zero; inconclusive means too few examples differ to tell either way."]
+        lines += [f"[yellow]gate failed: {escape(g['detail'])}[/]" for g in report.scorecard["gates"]
+                  if not g["passed"]]
         lines += [f"[yellow]note: {escape(w)}[/]" for w in report.warnings]
         lines.append(escape(general_sentence(report)))
         if report.human_preference:
@@ -77,27 +85,31 @@ class ResultsScreen(Screen[None]):
         card.add_columns("dimension", "weight", "score", "measured")
         for row in scorecard_rows(report):
             card.add_row(*row)
-        table = self.query_one("#examples", DataTable)
-        table.clear(columns=True)
-        table.add_columns("reference", "base", "tuned")
         run = RunDir(self.run_dir)
         try:
             base, tuned = read_predictions(run, "base"), read_predictions(run, "tuned")
+            # the blind review's examples are drawn now, and never shown labelled here before it is done
+            self.review = None if report.human_preference else draw_review(run.path, n=REVIEWED)
         except OSError:
-            base, tuned = [], []
-        for b, t in list(zip(base, tuned, strict=False))[:10]:
+            base, tuned, self.review = [], [], None
+        hidden = self.review.indexes if self.review else set()
+        shown = [(b, t) for b, t in zip(base, tuned, strict=False) if b["index"] not in hidden][:SHOWN]
+        table = self.query_one("#examples", DataTable)
+        table.clear(columns=True)
+        table.add_columns("reference", "base", "tuned")
+        for b, t in shown:
             table.add_row(b["reference"][:40], b["output"][:40], t["output"][:40])
+        note = (f"\n{len(hidden)} test examples are kept for the blind review (ctrl+v) and not shown labelled until "
+                "it is done." if hidden else "")
         artifact = run.path / run.read_plan().artifact
-        self.query_one("#paths", Static).update(f"report: {run.report_md}\nadapter or model: {artifact}")
+        self.query_one("#paths", Static).update(f"report: {run.report_md}\nadapter or model: {artifact}{note}")
 
     def action_review(self) -> None:
-        """Blind review of 10 random test answers (needs the evaluation's prediction files)."""
+        """Blind review of random test answers that this screen has not shown labelled."""
         from advisor.tui.review import BlindReviewScreen
-        from runner.review import review_items
 
-        try:
-            items = review_items(self.run_dir, n=10)
-        except OSError:
-            self.notify("evaluate the run first", severity="warning")
+        if self.review is None:
+            self.notify("no blind review to do: evaluate the run first, or see the review in the report (examples "
+                        "already shown labelled would not be judged blind)", severity="warning")
             return
-        self.app.push_screen(BlindReviewScreen(self.run_dir, items))
+        self.app.push_screen(BlindReviewScreen(self.run_dir, self.review))

@@ -9,7 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
-from runner.review import ReviewItem, record_preference
+from runner.review import Review, record_preference
 
 __all__ = ["BlindReviewScreen"]
 
@@ -18,9 +18,9 @@ class BlindReviewScreen(Screen[None]):
     BINDINGS = [Binding("a", "choose('A')", "A is better"), Binding("b", "choose('B')", "B is better"),
                 Binding("t", "choose('tie')", "Tie"), Binding("escape", "app.pop_screen", "Leave")]
 
-    def __init__(self, run_dir: str, items: list[ReviewItem]) -> None:
+    def __init__(self, run_dir: str, review: Review) -> None:
         super().__init__()
-        self.run_dir, self.items = run_dir, items
+        self.run_dir, self.review, self.items = run_dir, review, review.items
         self.choices: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -39,7 +39,7 @@ class BlindReviewScreen(Screen[None]):
 
     def show(self) -> None:
         if len(self.choices) == len(self.items):
-            result = record_preference(self.run_dir, self.items, self.choices)
+            result = record_preference(self.run_dir, self.review, self.choices)
             self.query_one("#counter", Label).update("Review done")
             self.query_one("#prompt", Static).update(escape(result["sentence"]) + "\n\nAdded to the report.")
             self.query_one("#answer-a", Static).update("")
