@@ -61,8 +61,15 @@ def render_scorecard() -> str:
             else:
                 rules.append(f"{label}: {rule:g}")
         lines.append(f"| {dim} | {weight:.0%} | {'<br>'.join(rules)} |")
-    lines += ["", f"Ready to deploy: weighted total >= {card.ready_threshold:g}. Resources is the mean of its three "
-              "sub-scores; task counts a gain only when p < 0.05 and the 95% interval lies above zero."]
+    gates = card.gates
+    needed = (["a significant gain on the primary metric (p < 0.05 and the 95% interval above zero)"]
+              if gates.significant_gain else [])
+    needed += [f"the tuned model scoring at least {gates.min_task_score:g} on it",
+               f"general-set perplexity at most {gates.max_perplexity_increase:.0%} above the base's"]
+    lines += ["", f"Ready to deploy: weighted total >= {card.ready_threshold:g} **and** every gate passed: "
+              f"{'; '.join(needed)}. A failed gate is named in the verdict. Resources is the mean of its three "
+              "sub-scores; task counts a gain only when p < 0.05 and the 95% interval lies above zero; "
+              "\"inconclusive\" is a test too small to show a difference either way."]
     return "\n".join(lines)
 
 
