@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from advisor.token_counts import token_counter
 from knowledge.errors import InputError
 from knowledge.ids import LAYOUTS
 from runner.records import Problem, extract_example, fact_key, layout_of, normalized, open_records
@@ -58,6 +59,10 @@ class DataProfile:
     total_chars: LengthStats | None = None
     total_tokens: LengthStats | None = None
     tokenizer: str | None = None
+    example_chars: list[int] = field(default_factory=list, repr=False)
+    """Characters of each usable example, in file order (prompt and answer)."""
+    example_tokens: list[int] = field(default_factory=list, repr=False)
+    """Tokens of each usable example as training encodes it (chat template included), with a tokenizer."""
     empty: int = 0
     duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -104,7 +109,7 @@ def _hash(text: str) -> bytes:
     return hashlib.blake2b(normalized(text).encode(), digest_size=16).digest()
 
 
-def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | None = None,
+def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | Path | None = None,
                group_by: str | None = None) -> DataProfile:
     """Profile one dataset file, streaming it. Raises InputError when it cannot be read at all. Facts are
     counted by answer, or by the `group_by` field when one is named (knowledge: data.group_by)."""
@@ -121,12 +126,13 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
     profile = DataProfile(file=name, container="", layout=layout)
     profile.container, records = open_records(p, profile.add)
 
-    encode = _tokenizer(tokenizer) if tokenizer else None
-    profile.tokenizer = tokenizer
+    counter = token_counter(tokenizer) if tokenizer else None
+    profile.tokenizer = str(tokenizer) if tokenizer else None
     fields: Counter[str] = Counter()
     seen: dict[bytes, int] = {}
     phrasings: Counter[bytes] = Counter()
-    prompt_len, response_len, total_len, token_len = [], [], [], []
+    prompt_len, response_len, total_len = [], [], []
+    token_len = profile.example_tokens
     for number, record in records:
         if isinstance(record, Problem):
             profile.records += 1
@@ -168,8 +174,8 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
         prompt_len.append(len(prompt))
         response_len.append(len(response))
         total_len.append(total)
-        if encode is not None:
-            token_len.append(encode(prompt + "\n" + response))
+        if counter is not None:
+            token_len.append(counter.count(record, profile.layout))
     if profile.records == 0:
         raise InputError("no examples in the file", file=name, hint="it needs one example per line (JSON Lines)")
     profile.field_coverage = {k: round(v / profile.records, 4) for k, v in sorted(fields.items())}
@@ -179,24 +185,9 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
     profile.prompt_chars = LengthStats.of(prompt_len)
     profile.response_chars = LengthStats.of(response_len)
     profile.total_chars = LengthStats.of(total_len)
+    profile.example_chars = total_len
     profile.total_tokens = LengthStats.of(token_len)
     return profile
-
-
-def _tokenizer(source: str) -> Any:
-    """A function text -> token count, from a tokenizer.json (or a folder with one) via `tokenizers`."""
-    p = Path(source)
-    file = p / "tokenizer.json" if p.is_dir() else p
-    if not file.is_file():
-        raise InputError("no tokenizer.json there", file=source,
-                         hint="give a model folder that has tokenizer.json, or the file itself")
-    from tokenizers import Tokenizer
-
-    try:
-        tok = Tokenizer.from_file(str(file))
-    except Exception as exc:  # tokenizers raises its own Exception subclass
-        raise InputError(f"not a readable tokenizer: {exc}", file=str(file)) from None
-    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
 
 
 def find_overlap(first: DataProfile, second: DataProfile) -> list[Problem]:

@@ -36,7 +36,7 @@ from knowledge import (
 )
 from knowledge.errors import InputError
 
-__all__ = ["EstimateConfig", "MemoryEstimate", "TimeEstimate", "default_bits", "estimate_memory",
+__all__ = ["EstimateConfig", "MemoryEstimate", "TimeEstimate", "default_bits", "duration", "estimate_memory",
            "estimate_time", "lora_target_modules", "trainable_params"]
 
 GB = 1e9
@@ -65,6 +65,11 @@ class EstimateConfig:
     strategy: str | None = None
     """None (one process) | a strategy of knowledge/distributed.yaml: ddp, fsdp, fsdp_grad_op, deepspeed_zero2/3"""
     machines: int = 1
+    batch_tokens: int | None = None
+    """Tokens in the step's largest batch, from the data's lengths (advisor/batches.py); None: every sequence
+    padded to seq_len, batch_size x seq_len"""
+    data_tokens: int = 0
+    """Tokens of the encoded training examples the process holds (CPU RAM: counted on the CPU only)"""
 
 
 @dataclass
@@ -99,13 +104,34 @@ class MemoryEstimate:
 class TimeEstimate:
     estimated_hours: float
     tokens: int
+    """Tokens computed (padding included)."""
     flops: float
     flops_per_s: float
     basis: str
+    """The estimate as a sentence: how long, how many tokens, how fast, on what."""
+    formula: str = ""
+    """How it was computed: tokens x FLOPs per token over the device's peak x utilisation."""
+    trained_tokens: int = 0
+    """Tokens of the examples themselves (what the run's tokens/s counts)."""
+    seconds: float = 0.0
+    """The estimate, unrounded."""
+
+    @property
+    def tokens_per_s(self) -> float:
+        return round(self.trained_tokens / self.seconds, 1) if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"estimated_hours": self.estimated_hours, "tokens": self.tokens, "flops": self.flops,
-                "effective_tflops": round(self.flops_per_s / 1e12, 3), "basis": self.basis}
+        return {"estimated_hours": self.estimated_hours, "seconds": round(self.seconds, 1), "tokens": self.tokens,
+                "trained_tokens": self.trained_tokens,
+                "tokens_per_s": self.tokens_per_s, "flops": self.flops,
+                "effective_tflops": round(self.flops_per_s / 1e12, 3), "basis": self.basis, "formula": self.formula}
+
+
+def duration(hours: float) -> str:
+    """'under a minute', 'about 36 min', 'about 2.5 h'."""
+    if hours * 60 < 1:
+        return "under a minute"
+    return f"about {hours * 60:.0f} min" if hours < 1 else f"about {hours:.1f} h"
 
 
 def default_bits(method: str, device: str) -> int:
@@ -127,6 +153,10 @@ def _check(profile: ModelProfile, cfg: EstimateConfig) -> None:
         raise InputError(f"bits must be 4, 8, 16 or 32, got {cfg.bits}", key="bits")
     if cfg.device not in ("cuda", "mps", "cpu"):
         raise InputError(f"unknown device {cfg.device!r}", key="device", hint="cuda, mps or cpu")
+    if cfg.batch_tokens is not None and cfg.batch_tokens < 1:
+        raise InputError(f"must be at least 1, got {cfg.batch_tokens}", key="batch_tokens")
+    if cfg.data_tokens < 0:
+        raise InputError(f"must be at least 0, got {cfg.data_tokens}", key="data_tokens")
     for key in ("batch_size", "seq_len", "lora_rank", "num_virtual_tokens", "freeze_trainable_layers"):
         if getattr(cfg, key) < 1:
             raise InputError(f"must be at least 1, got {getattr(cfg, key)}", key=key)
@@ -250,10 +280,21 @@ def _block_activation_bytes(profile: ModelProfile, cfg: EstimateConfig, trainabl
                 total += 2 * c * _module_out(profile, kind) * scale  # base output and LoRA output (magnitude)
     total += sum(shared_inputs.values())
     # MLP internals: gated keeps gate output, activation output and up output; plain keeps the pre-activation.
-    total += (3 if profile.architecture.mlp == "gated" else 1) * c * f * experts
+    # QLoRA on a GPU: fp32 (prepare_model_for_kbit_training's fp32 norms feed Linear4bit, which returns its
+    # input's dtype), so the MLP internals are kept at qlora_activation_bytes.
+    mlp = _residual_bytes(cfg, c)
+    total += (3 if profile.architecture.mlp == "gated" else 1) * mlp * f * experts
     if cfg.method == "ia3":
         total += c * (2 * profile.kv_dim + f)  # the rescaled outputs and the scaled down-projection input
     return total
+
+
+def _residual_bytes(cfg: EstimateConfig, compute_bytes: int) -> int:
+    """Bytes of one element of the tensors flowing between blocks: the compute dtype, except QLoRA on a GPU, where
+    they are fp32 (knowledge/estimator.yaml qlora_activation_bytes)."""
+    if method_card(cfg.method).quantized and cfg.device != "cpu":
+        return int(load_estimator_constants().qlora_activation_bytes)
+    return compute_bytes
 
 
 def _module_out(profile: ModelProfile, kind: str) -> int:
@@ -271,7 +312,8 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
     assumptions: list[str] = []
     layers, v = profile.num_layers, profile.vocab_size
     card = method_card(m)
-    tokens = cfg.batch_size * (cfg.seq_len + (cfg.num_virtual_tokens if card.input_prompts else 0))
+    virtual = cfg.batch_size * cfg.num_virtual_tokens if card.input_prompts else 0
+    tokens = (cfg.batch_tokens if cfg.batch_tokens else cfg.batch_size * cfg.seq_len) + virtual
 
     # ---- weights
     quantizable = layers * profile.block_linear_params
@@ -341,7 +383,7 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         saving_layers = layers
     if cfg.gradient_checkpointing:
         # each block keeps only its input; one block's activations are recomputed at a time in backward
-        block_acts = tokens * (saving_layers * c * profile.hidden_size + per_block)
+        block_acts = tokens * (saving_layers * _residual_bytes(cfg, c) * profile.hidden_size + per_block)
         assumptions.append("gradient checkpointing: one block input kept per block, one block recomputed at a time")
     else:
         block_acts = tokens * saving_layers * per_block
@@ -351,21 +393,25 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         prefix_kv = cfg.batch_size * cfg.num_virtual_tokens * layers * (2 * profile.kv_dim + 2 * profile.q_dim) * c
     logits = tokens * v * k.logits_bytes_per_element
     head_grad = v * profile.hidden_size * p_bytes if trainable_weights else 0.0
+    if card.quantized and on_gpu:  # autocast's 16-bit copy of the fp32 head, saved for backward
+        head_grad += v * profile.hidden_size * c
     activations = block_acts + final_norm + prefix_kv + logits + head_grad
     peak_dynamic = max(activations, grads + step_temp)
 
     # ---- overhead
     context = k.cuda_context_gb * GB if cfg.device == "cuda" else 0.0
     runtime = k.cpu_runtime_overhead_gb * GB if cfg.device == "cpu" else 0.0
+    baseline = k.cpu_process_baseline_gb * GB if cfg.device == "cpu" else 0.0
     slack = k.allocator_slack * activations if cfg.device == "cuda" else 0.0
     heap = _cpu_heap_retention(profile, cfg, tokens, saving_layers) if cfg.device == "cpu" else 0.0
-    overhead = context + slack + heap + runtime
+    data = cfg.data_tokens * k.cpu_data_bytes_per_token if cfg.device == "cpu" else 0.0
+    overhead = context + slack + heap + runtime + baseline + data
     if cfg.device == "cpu":
         assumptions.append(f"CPU: fp32 weights and compute; no CUDA context but {k.cpu_runtime_overhead_gb:g} GB of "
                            "runtime overhead; glibc's heap "
                            "keeps freed activation blocks under 32 MB resident (a CPU-only term: "
-                           "MALLOC_MMAP_THRESHOLD_=131072 returns them, about 20% slower); the figure is RAM above "
-                           "the process's baseline after imports")
+                           "MALLOC_MMAP_THRESHOLD_=131072 returns them, about 20% slower); the figure is the "
+                           f"process's whole peak, {k.cpu_process_baseline_gb:g} GB of it python and the libraries")
     assumptions.append("SDPA attention without materialised scores; k and v expanded to all heads (padded batches)")
     assumptions.append(f"logits at the loss: {k.logits_bytes_per_element:g} bytes per token and vocabulary entry "
                        "(fp32 upcast, log-softmax output, its gradient)")
@@ -392,7 +438,8 @@ def estimate_memory(profile: ModelProfile, cfg: EstimateConfig) -> MemoryEstimat
         detail.update(ddp_gradient_buckets=round(ddp_buckets / GB, 3), gathered_blocks=round(gathered / GB, 3))
     # the device-specific terms: only those of this device are shown
     if cfg.device == "cpu":
-        detail.update(cpu_heap_retention=round(heap / GB, 3), cpu_runtime_overhead=round(runtime / GB, 3))
+        detail.update(cpu_heap_retention=round(heap / GB, 3), cpu_runtime_overhead=round(runtime / GB, 3),
+                      cpu_process_baseline=round(baseline / GB, 3), encoded_data=round(data / GB, 3))
     else:
         detail.update(cuda_context=round(context / GB, 3), allocator_slack=round(slack / GB, 3))
     error, basis = k.estimate_error[cfg.device]
@@ -415,10 +462,13 @@ def _cpu_heap_retention(profile: ModelProfile, cfg: EstimateConfig, tokens: int,
     return vectors * saving_layers * tokens * width * 4
 
 
-def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, device_name: str | None = None,
-                  cpu_cores: int | None = None, cpu_vector: str | None = None,
-                  cpu_ghz: float | None = None) -> TimeEstimate:
-    """Training time for `tokens` (examples x epochs x tokens per example) on the given device."""
+def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, trained_tokens: int | None = None,
+                  eval_tokens: int = 0, steps: int = 0, device_name: str | None = None, cpu_cores: int | None = None,
+                  cpu_vector: str | None = None, cpu_ghz: float | None = None) -> TimeEstimate:
+    """Training time for `tokens` computed (examples x epochs x tokens per example, padding included) on the
+    given device; `trained_tokens` (default: `tokens`) are the examples' own, for the tokens/s stated;
+    `eval_tokens` the validation evaluations' (forward only), `steps` the micro-batch steps (a fixed cost
+    each on the CPU)."""
     _check(profile, cfg)
     k = load_estimator_constants()
     m = cfg.method
@@ -438,7 +488,7 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
     else:
         bwd = w_fwd + 2 * att_fwd                                   # input gradients only; adapters are tiny
     per_token = fwd + bwd + (fwd if cfg.gradient_checkpointing else 0)
-    flops = per_token * tokens
+    flops = per_token * tokens + fwd * eval_tokens
     factor = k.method_speed_factor["cpu" if cfg.device == "cpu" else "cuda"].get(m, 1.0)
     if cfg.device == "cpu":
         cores = cpu_cores or 1
@@ -446,20 +496,32 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, de
         ghz = cpu_ghz or k.cpu_default_ghz
         effective_cores = 1 + (cores - 1) * k.cpu_extra_core_efficiency  # threads scale below linearly
         rate = effective_cores * per_cycle * ghz * 1e9 * k.mfu["cpu"]
+        on = f"{cores} CPU core{'s' if cores != 1 else ''}"
         where = (f"{cores} CPU core(s) ({effective_cores:g} effective) x {per_cycle * ghz:g} GFLOP/s peak "
                  f"({cpu_vector or 'unknown SIMD'} at "
                  f"{ghz:g} GHz{'' if cpu_ghz else ', assumed'}) x {k.mfu['cpu']:.0%} utilisation")
     else:
         peak, known = k.gpu_peak_tflops(device_name or "")
         rate = peak * 1e12 * k.mfu[cfg.device if cfg.device in k.mfu else "cuda"]
+        on = f"one {device_name or 'GPU'}"
         where = (f"{device_name or 'GPU'}: {peak:g} TFLOP/s 16-bit peak"
                  f"{'' if known else ' (unknown GPU: a conservative default)'} x {k.mfu['cuda']:.0%} utilisation")
     if cfg.strategy is not None and cfg.processes > 1:
         efficiency = load_distributed().efficiency(cfg.strategy, cfg.machines)
         rate *= cfg.processes * efficiency
         where += f", x {cfg.processes} processes at {efficiency:.0%} scaling ({cfg.strategy})"
-    seconds = flops / rate * factor
-    basis = (f"{tokens:,} tokens x {per_token / 1e9:.2f} GFLOP per token "
-             f"({'forward + backward' + (' + recompute' if cfg.gradient_checkpointing else '')}) on {where}"
-             + (f", x{factor:g} for {m}" if factor != 1 else "") + "; evaluation not included")
-    return TimeEstimate(round(seconds / 3600, 3 if seconds < 36 else 2), int(tokens), flops, rate / factor, basis)
+        on += f" x {cfg.processes} processes"
+    step_cost = k.cpu_step_overhead_s * steps if cfg.device == "cpu" else 0.0
+    seconds = flops / rate * factor + step_cost
+    formula = (f"{tokens:,} tokens x {per_token / 1e9:.2f} GFLOP per token "
+               f"({'forward + backward' + (' + recompute' if cfg.gradient_checkpointing else '')})"
+               + (f" + {eval_tokens:,} validation tokens x {fwd / 1e9:.2f} GFLOP (forward)" if eval_tokens else "")
+               + f" on {where}" + (f", x{factor:g} for {m}" if factor != 1 else "")
+               + (f", + {steps:,} steps x {k.cpu_step_overhead_s:g} s (per-step cost on the CPU)" if step_cost else "")
+               + "; the final evaluation not included")
+    trained = int(tokens if trained_tokens is None else trained_tokens)
+    hours = round(seconds / 3600, 3 if seconds < 36 else 2)
+    basis = (f"{duration(hours)}: {trained:,} tokens at about {trained / max(seconds, 1e-9):,.0f} tokens/s on {on}"
+             + (f" (padding makes it {tokens:,} computed)" if tokens > trained * 1.05 else "")
+             + (", validation included" if eval_tokens else "") + "; the final evaluation not included")
+    return TimeEstimate(hours, int(tokens), flops, rate / factor, basis, formula, trained, seconds)

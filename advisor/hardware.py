@@ -40,6 +40,8 @@ class Hardware:
     cpu_vector: str | None = None
     """The widest fp32 SIMD the CPU has: avx512 | avx2 | neon | None (unknown); sets its FLOP/s peak."""
     cpu_ghz: float | None = None
+    cpu_bf16: bool | None = None
+    """The CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16 on x86, BF16 on Arm); None when unknown."""
     disk_free_gb: float | None = None
     source: str = "detected"
     """detected | answers (the user stated the hardware in the answers file)."""
@@ -100,10 +102,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _cpu_facts() -> tuple[str | None, str | None, float | None]:
-    """CPU model name, widest fp32 SIMD (avx512 | avx2 | neon) and clock in GHz, where they can be read."""
+#: CPU flags (/proc/cpuinfo) that mean bf16 arithmetic in hardware: x86 AVX512-BF16 and AMX-BF16, Arm BF16.
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def _cpu_facts() -> tuple[str | None, str | None, float | None, bool | None]:
+    """CPU model name, widest fp32 SIMD (avx512 | avx2 | neon), clock in GHz and bf16 units, where they can be
+    read."""
     name = vector = None
     mhz = None
+    bf16: bool | None = None
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -115,13 +123,14 @@ def _cpu_facts() -> tuple[str | None, str | None, float | None]:
                     mhz = float(value) if value.replace(".", "", 1).isdigit() else None
                 elif key in ("flags", "Features") and vector is None:
                     flags = set(value.split())
+                    bf16 = bool(flags & BF16_FLAGS)
                     vector = ("avx512" if "avx512f" in flags else "avx2" if {"avx2", "fma"} <= flags
                               else "neon" if {"asimd", "neon"} & flags else None)
     except OSError:
         pass
     if vector is None and platform.machine().lower() in ("arm64", "aarch64"):
         vector = "neon"
-    return name or platform.processor() or None, vector, round(mhz / 1000, 2) if mhz else None
+    return name or platform.processor() or None, vector, round(mhz / 1000, 2) if mhz else None, bf16
 
 
 def detect_hardware(disk_path: str = ".") -> Hardware:
@@ -135,10 +144,10 @@ def detect_hardware(disk_path: str = ".") -> Hardware:
     except OSError:
         disk_free = None
     cores = psutil.cpu_count(logical=False) or os.cpu_count()
-    name, vector, ghz = _cpu_facts()
+    name, vector, ghz, bf16 = _cpu_facts()
     return Hardware(gpus=gpus, ram_gb=round(vm.total / GB, 1), ram_available_gb=round(vm.available / GB, 1),
-                    cpu_cores=cores, cpu_name=name, cpu_vector=vector, cpu_ghz=ghz, disk_free_gb=disk_free,
-                    notes=notes)
+                    cpu_cores=cores, cpu_name=name, cpu_vector=vector, cpu_ghz=ghz, cpu_bf16=bf16,
+                    disk_free_gb=disk_free, notes=notes)
 
 
 def hardware_from_answers(gpus: list[tuple[str, float]], ram_gb: float | None,
@@ -151,6 +160,7 @@ def hardware_from_answers(gpus: list[tuple[str, float]], ram_gb: float | None,
         cpu_name=detected.cpu_name if detected else None,
         cpu_vector=detected.cpu_vector if detected else None,
         cpu_ghz=detected.cpu_ghz if detected else None,
+        cpu_bf16=detected.cpu_bf16 if detected else None,
         disk_free_gb=detected.disk_free_gb if detected else None,
         source="answers",
     )

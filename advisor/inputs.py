@@ -4,11 +4,12 @@ hardware (the answers' or this machine's). All the I/O of a recommendation happe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from advisor.answers import Answers
 from advisor.data_probe import DataProfile, probe_file
 from advisor.hardware import Hardware, detect_hardware, hardware_from_answers
-from advisor.model_profile import ModelProfile, profile_model
+from advisor.model_profile import ModelProfile, profile_model, tokenizer_folder
 from knowledge.errors import InputError
 from runner.builtin_models import builtin_model
 
@@ -27,10 +28,11 @@ class Inputs:
 def gather_inputs(answers: Answers, *, detect: bool = True, allow_network: bool = True) -> Inputs:
     """Read what the recommendation needs: data files, the model's config, the hardware."""
     data = test = None
+    tokenizer = tokenizer_folder(answers.model_location())  # token counts as training makes them, when at hand
     if answers.data.path:
-        data = _probe(answers, answers.data.path, "data.path")
+        data = _probe(answers, answers.data.path, "data.path", tokenizer)
     if answers.data.test_path:
-        test = _probe(answers, answers.data.test_path, "data.test_path")
+        test = _probe(answers, answers.data.test_path, "data.test_path", tokenizer)
     try:
         name = answers.model.name_or_path if builtin_model(answers.model.name_or_path) else answers.model_location()
         model = profile_model(name, answers.model.params_b, allow_network=allow_network)
@@ -55,9 +57,10 @@ def _in_answers(exc: InputError, answers: Answers, key: str) -> InputError:
     return exc
 
 
-def _probe(answers: Answers, path: str, key: str) -> DataProfile:
+def _probe(answers: Answers, path: str, key: str, tokenizer: Path | None) -> DataProfile:
     try:
-        profile = probe_file(answers.resolve(path), layout=answers.data.format, group_by=answers.data.group_by)
+        profile = probe_file(answers.resolve(path), layout=answers.data.format, group_by=answers.data.group_by,
+                             tokenizer=tokenizer)
     except InputError as exc:
         raise _in_answers(exc, answers, key) from None
     if profile.examples == 0:

@@ -193,6 +193,19 @@ def _hf_cache_config(repo_id: str) -> Path | None:
     return found[0] if found else None
 
 
+def tokenizer_folder(location: str) -> Path | None:
+    """The folder holding the model's tokenizer.json, when it is on this machine: the model's folder, or the
+    newest snapshot in the local hub cache. None otherwise (lengths are then estimated from characters)."""
+    path = Path(os.path.expanduser(location))
+    if path.is_dir():
+        return path if (path / "tokenizer.json").is_file() else None
+    if HUB_ID.match(location):
+        config = _hf_cache_config(location)
+        if config is not None and (config.parent / "tokenizer.json").is_file():
+            return config.parent
+    return None
+
+
 def _read_config(path: Path, name: str) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))

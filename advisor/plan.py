@@ -12,7 +12,7 @@ from advisor.answers import Answers
 from advisor.recommend import Recommendation
 from knowledge import load_architectures, load_hyperparameters, load_methods
 from knowledge.errors import InputError
-from runner.plan import Plan, PlanData, PlanEvaluation, PlanModel, PlanTraining
+from runner.plan import Plan, PlanData, PlanEvaluation, PlanModel, PlanTraining, step_schedule
 
 __all__ = ["make_plan"]
 
@@ -45,8 +45,8 @@ def make_plan(answers: Answers, recommendation: Recommendation) -> Plan:
     hp = dict(recommendation.hyperparameters)
     examples = recommendation.data["train_examples"]
     processes = distributed.get("processes", 1)
-    steps_per_epoch = max(1, examples // (hp["batch_size"] * hp["gradient_accumulation"] * processes))
-    total_steps = answers.overrides.get("max_steps") or steps_per_epoch * hp["epochs"]
+    total_steps, eval_steps, _ = step_schedule(examples, hp["batch_size"], hp["gradient_accumulation"], processes,
+                                               hp["epochs"], answers.overrides.get("max_steps"))
     modules = None
     model_type = recommendation.model.get("model_type")
     if model_type is not None or recommendation.model["source"] != "params_b":
@@ -67,7 +67,7 @@ def make_plan(answers: Answers, recommendation: Recommendation) -> Plan:
         training=PlanTraining(
             max_steps=answers.overrides.get("max_steps"),
             save_steps=answers.overrides.get("save_steps") or max(10, min(500, total_steps // 5 or 1)),
-            logging_steps=max(1, min(10, total_steps // 50)), eval_steps=max(1, total_steps // 5)),
+            logging_steps=max(1, min(10, total_steps // 50)), eval_steps=eval_steps),
         evaluation=PlanEvaluation(metric=answers.evaluation.metric,
                                   general_set=general_set if general_set == "builtin"
                                   else str(answers.resolve(general_set))),

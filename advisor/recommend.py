@@ -9,22 +9,25 @@ model's config and (unless the answers state it) the hardware of this machine.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.alternatives import alternatives
 from advisor.answers import Answers
 from advisor.data_probe import find_overlap
-from advisor.estimate import default_bits, estimate_time
+from advisor.estimate import default_bits, estimate_memory, estimate_time
 from advisor.fit import (
     Fit,
     available_memory_gb,
+    data_sizer,
     fit_memory,
     gpus_to_fit,
     largest_fitting_params_b,
     scales_for,
 )
 from advisor.inputs import Inputs, gather_inputs
+from advisor.model_profile import ModelProfile
 from advisor.settings import advised_ranges, max_length_for, method_settings, method_warnings, override_warnings
 from advisor.test_split import check_test_split
 from knowledge import (
@@ -35,6 +38,7 @@ from knowledge import (
     load_methods,
 )
 from knowledge.errors import InputError
+from runner.plan import step_schedule
 
 __all__ = ["Inputs", "Recommendation", "available_memory_gb", "gather_inputs", "recommend"]
 
@@ -100,6 +104,10 @@ class DataFacts:
     tokens_p99: float | None
     source: str
     """measured (from the file) | stated (data.examples)"""
+    lengths: list[int] | None = None
+    """Tokens of each example of the file (counted with the model's tokenizer, or estimated from characters)."""
+    tokens_counted: bool = False
+    """True: the lengths were counted with the model's own tokenizer and chat template."""
 
     @property
     def min_length(self) -> int:
@@ -121,6 +129,8 @@ class Processes:
 
 def _data_facts(inputs: Inputs, trace: Trace) -> DataFacts:
     answers, data = inputs.answers, inputs.data
+    lengths: list[int] | None = None
+    counted = False
     if data is not None:
         chars = data.total_chars
         assert chars is not None
@@ -129,6 +139,10 @@ def _data_facts(inputs: Inputs, trace: Trace) -> DataFacts:
         tokens_mean = chars.mean / cpt + TEMPLATE_TOKENS
         tokens_p95: float | None = chars.p95 / cpt + TEMPLATE_TOKENS
         tokens_p99: float | None = chars.p99 / cpt + TEMPLATE_TOKENS
+        lengths = [math.ceil(c / cpt) + TEMPLATE_TOKENS for c in data.example_chars]
+        if data.total_tokens is not None and len(data.example_tokens) == data.examples:
+            counted, lengths = True, data.example_tokens
+            tokens_mean, tokens_p95, tokens_p99 = data.total_tokens.mean, data.total_tokens.p95, data.total_tokens.p99
         if data.problem_counts:
             counted = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(data.problem_counts.items()))
             trace.warnings.append(f"{answers.data.path}: {counted} (see: finetune-advisor inspect-data "
@@ -141,7 +155,8 @@ def _data_facts(inputs: Inputs, trace: Trace) -> DataFacts:
     if inputs.test_data is not None and data is not None:
         for problem in find_overlap(data, inputs.test_data):
             trace.warnings.append(problem.message)
-    return DataFacts(examples, max(1, int(examples * (1 - held_out))), tokens_mean, tokens_p95, tokens_p99, source)
+    return DataFacts(examples, max(1, int(examples * (1 - held_out))), tokens_mean, tokens_p95, tokens_p99, source,
+                     lengths, counted)
 
 
 # --------------------------------------------------------------------------- stage 1: the method
@@ -251,8 +266,10 @@ def _settings_that_fit(method: str, inputs: Inputs, facts: DataFacts, overrides:
         fit = None
         for allowed in (whole, fixed):
             for scale in scales_for(method, processes.total, processes.machines, processes.strategy):
+                sizer = data_sizer(facts.lengths, method, hp, budget.device, facts.train_examples,
+                                   scale.processes, answers.seed)
                 fit = fit_memory(method, hp, inputs.model, budget.device, budget.usable, allowed,
-                                 facts.min_length, scale)
+                                 facts.min_length, scale, sizer)
                 if fit.fits:
                     return hp, fit
         assert fit is not None
@@ -305,8 +322,9 @@ def _fit_memory(method: str, user_chose: bool, inputs: Inputs, facts: DataFacts,
         trace.warnings.append(f"max_length shortened from {fit.shortened_from} to {fit.config.seq_len} tokens to fit "
                               "in memory: longer examples will be truncated")
     elif facts.tokens_p95 and fit.config.seq_len < facts.tokens_p95:
+        how = "counted with the model's tokenizer" if facts.tokens_counted else "estimated at 4 characters per token"
         trace.warnings.append(f"more than 5% of the examples are longer than max_length {fit.config.seq_len} "
-                              "(estimated at 4 characters per token): they will be truncated")
+                              f"({how}): they will be truncated")
     return method, hp, fit
 
 
@@ -355,11 +373,25 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
         size = f"up to {band.up_to_b:g}B" if band.up_to_b is not None else "of any size"
         trace.reasons.append(f"learning rate {band.default:g} for {method} on models {size} ({band.source})")
 
-    tokens_per_example = min(fit.config.seq_len, facts.tokens_mean if batch == 1 or facts.tokens_p95 is None
-                             else (facts.tokens_mean + facts.tokens_p95) / 2)
+    if fit.batches is not None:  # the tokens the run computes (padding included) and trains on
+        computed, trained = fit.batches.computed, fit.batches.trained
+    else:
+        per_example = min(fit.config.seq_len, facts.tokens_mean if batch == 1 or facts.tokens_p95 is None
+                          else (facts.tokens_mean + facts.tokens_p95) / 2)
+        computed = trained = int(facts.train_examples * hp["epochs"] * per_example)
+    # the validation evaluations the Trainer runs (plan.json's schedule), forward only, at the same padding
+    steps, _, evaluations = step_schedule(facts.train_examples, batch, accumulation, fit.config.processes,
+                                          hp["epochs"], overrides.get("max_steps"))
+    if overrides.get("max_steps"):  # a run cut short: the tokens of the steps it takes
+        share = min(1.0, steps * batch * accumulation * fit.config.processes / max(1, facts.train_examples *
+                                                                                   hp["epochs"]))
+        computed, trained = int(computed * share), int(trained * share)
+    validation = int(facts.examples * ranges.split_validation) if not answers.data.validation_path else 0
+    eval_tokens = int(evaluations * validation * computed / max(1, facts.train_examples * hp["epochs"]))
     hardware = inputs.hardware
     gpu_name = min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
-    time = estimate_time(model, fit.config, tokens=int(facts.train_examples * hp["epochs"] * tokens_per_example),
+    time = estimate_time(model, fit.config, tokens=computed, trained_tokens=trained, eval_tokens=eval_tokens,
+                         steps=steps * accumulation,
                          device_name=gpu_name, cpu_cores=hardware.cpu_cores, cpu_vector=hardware.cpu_vector,
                          cpu_ghz=hardware.cpu_ghz)
     if budget.device == "cpu" and time.estimated_hours > 24:
@@ -369,6 +401,7 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
     others = alternatives(method, inputs, facts, budget, trace)
     card = load_methods()[method]
     memory = fit.memory
+    batches = _batch_summary(fit, model, facts)
     return Recommendation(
         method=method, method_name=card.name, alternatives=others, hyperparameters=hp,
         advised_ranges=advised_ranges(method, model.params_b),
@@ -377,9 +410,13 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                 "available_gb": round(budget.available, 2), "usable_gb": budget.usable, "fits": fit.fits,
                 "device": budget.device, "breakdown": memory.breakdown, "detail": memory.detail,
                 "summary": f"needs {memory.estimated_gb:g} GB ± {memory.uncertainty_gb:g} of {budget.available:g} GB "
-                           f"(the estimate's error, ± {budget.error:.0%}, is kept free)",
-                "assumptions": memory.assumptions},
-        time={"estimated_hours": time.estimated_hours, "basis": time.basis, "tokens": time.tokens},
+                           f"(the estimate's error, ± {budget.error:.0%}, is kept free)"
+                           + (f"; {batches['worst_case_gb']:g} GB if the longest examples meet in one batch"
+                              if batches.get("worst_case_gb", 0) > memory.estimated_gb else ""),
+                "assumptions": memory.assumptions, **batches},
+        time={"estimated_hours": time.estimated_hours, "seconds": round(time.seconds, 1), "basis": time.basis,
+              "formula": time.formula,
+              "tokens": time.tokens, "trained_tokens": time.trained_tokens, "tokens_per_s": time.tokens_per_s},
         reasons=trace.reasons, warnings=trace.warnings, rules_applied=trace.rules,
         trainable_params=memory.trainable_params,
         trainable_percent=round(100 * memory.trainable_params / model.total_params, 4),
@@ -396,6 +433,19 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                  "note": card.serving.merge_note},
         evaluation=evaluation,
     )
+
+
+def _batch_summary(fit: Fit, model: ModelProfile, facts: DataFacts) -> dict[str, Any]:
+    """The batch the estimate holds (from the data's lengths) and the worst case, for the memory section."""
+    if fit.batches is None:
+        return {"batch_tokens": fit.config.batch_size * fit.config.seq_len, "batch_basis": "every example padded "
+                "to max_length (no data file to measure)"}
+    b = fit.batches
+    worst = estimate_memory(model, dataclasses.replace(fit.config, batch_tokens=b.worst))
+    how = "counted with the model's tokenizer" if facts.tokens_counted else "estimated from characters"
+    return {"batch_tokens": b.typical, "worst_batch_tokens": b.worst, "worst_case_gb": worst.estimated_gb,
+            "batch_basis": f"the largest batch of the run in 9 of 10 shuffles ({b.runs} simulated): "
+                           f"{b.typical:,} tokens (lengths {how}); the longest examples together: {b.worst:,}"}
 
 
 def _distributed_summary(strategy: str | None, total: int, processes: Processes, answers: Answers,

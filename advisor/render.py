@@ -13,7 +13,7 @@ from advisor.hardware import Hardware
 from advisor.recommend import Recommendation
 from runner.records import Problem
 
-__all__ = ["duration", "memory_bar", "print_data_profiles", "print_estimate", "print_hardware", "print_recommendation"]
+__all__ = ["memory_bar", "print_data_profiles", "print_estimate", "print_hardware", "print_recommendation"]
 
 #: Problems shown per file in the readable output (all of them are in --json).
 SHOWN_PROBLEMS = 20
@@ -40,13 +40,6 @@ def memory_bar(breakdown: dict[str, float], available_gb: float, width: int = 40
     free = max(0, width - used)
     over = total > available_gb
     return f"{cells}{'░' * free}{' [red]over[/]' if over else ''}"
-
-
-def duration(hours: float) -> str:
-    """'under a minute', 'about 36 min', 'about 2.5 h'."""
-    if hours * 60 < 1:
-        return "under a minute"
-    return f"about {hours * 60:.0f} min" if hours < 1 else f"about {hours:.1f} h"
 
 
 def _fmt(value: Any) -> str:
@@ -82,9 +75,13 @@ def print_recommendation(rec: Recommendation) -> None:
     con.print(f"  {memory_bar(mem['breakdown'], mem['available_gb'])}")
     con.print("  " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in mem["breakdown"].items()) + " (GB)")
     con.print(f"  [dim]error ± {mem['relative_error']:.0%}: {escape(mem['error_basis'])}[/]")
+    if mem.get("batch_basis"):
+        con.print(f"  [dim]batch: {escape(mem['batch_basis'])}[/]")
     if processes_line(rec):
         con.print(f"\n[bold]Processes[/]  {escape(processes_line(rec))}")
-    con.print(f"\n[bold]Time[/]  {duration(time['estimated_hours'])}  [dim]({escape(time['basis'])})[/]")
+    con.print(f"\n[bold]Time[/]  {escape(time['basis'])}")
+    if time.get("formula"):
+        con.print(f"  [dim]{escape(time['formula'])}[/]")
     if rec.alternatives:
         con.print("\n[bold]Alternatives[/]")
         for alt in rec.alternatives:
@@ -121,8 +118,8 @@ def print_estimate(est: dict[str, Any]) -> None:
     con.print(table)
     con.print(f"[dim]  error ± {est['relative_error']:.0%}: {escape(est['error_basis'])}[/]")
     con.print("[dim]  detail: " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in est["detail"].items()) + "[/]")
-    con.print(f"  time: {duration(est['time']['estimated_hours'])}")
-    con.print(f"[dim]  {escape(est['time']['basis'])}[/]")
+    con.print(f"  time: {escape(est['time']['basis'])}")
+    con.print(f"[dim]  {escape(est['time']['formula'])}[/]")
     for note in est["assumptions"] + model["notes"]:
         con.print(f"[dim]  - {escape(note)}[/]")
 
@@ -138,8 +135,9 @@ def print_hardware(hw: Hardware) -> None:
     else:
         con.print("GPU: none. Training runs on the CPU: fine for tiny models and the demo, slow beyond that.")
     con.print(f"RAM: {hw.ram_gb:g} GB ({hw.ram_available_gb:g} GB available)")
+    bf16 = {True: "bf16 units (trains in bf16)", False: "no bf16 units (trains in fp32)", None: None}[hw.cpu_bf16]
     extra = ", ".join(x for x in (hw.cpu_name, hw.cpu_vector and hw.cpu_vector.upper(),
-                                  f"{hw.cpu_ghz:g} GHz" if hw.cpu_ghz else None) if x)
+                                  f"{hw.cpu_ghz:g} GHz" if hw.cpu_ghz else None, bf16) if x)
     con.print(f"CPU: {hw.cpu_cores} core(s)" + (f", {extra}" if extra else ""))
     if hw.disk_free_gb is not None:
         con.print(f"Disk: {hw.disk_free_gb:g} GB free here")

@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/memory_calibration.py [--full] [--device cpu|cuda] [--out FILE.json]
                                                     [--malloc-mmap-threshold BYTES]
+       .venv/bin/python bench/memory_calibration.py --real [--steps N]   (the real model, through the runner)
 
 Each case runs in a fresh process: import the stack, note the resident memory (the baseline), build the
 model from its config (random weights), apply the method with the runner's own builders, and run 4
@@ -200,8 +201,123 @@ def estimate(case: dict[str, Any]) -> dict[str, float]:
                              cpu_vector=CPU["cpu_vector"], cpu_ghz=CPU["cpu_ghz"])
     seconds = time.flops / time.flops_per_s  # unrounded (estimated_hours is rounded for display)
     cpu_only = memory.detail.get("cpu_heap_retention", 0.0) + memory.detail.get("cpu_runtime_overhead", 0.0)
-    return {"estimated_gb": memory.total_bytes / 1e9, "heap_gb": cpu_only,
+    # this grid measures above the post-import baseline; the estimate counts the whole process
+    above_baseline = memory.total_bytes / 1e9 - memory.detail.get("cpu_process_baseline", 0.0)
+    return {"estimated_gb": above_baseline, "heap_gb": cpu_only,
             "step_seconds": seconds}
+
+
+#: --real: the built-in SmolLM2-135M-Instruct trained by the runner itself on real data, every method, batch
+#: sizes, lengths, packing on and off: (method, data, batch, max_length, packing).
+DATA = ROOT / "examples" / "data"
+REAL = [
+    ("lora", "product_faq", 8, 256, True), ("lora", "product_faq", 8, 256, False),
+    ("lora", "product_faq", 2, 256, True), ("lora", "support_style", 8, 512, True),
+    ("lora", "long_text", 4, 512, True), ("lora", "long_text", 4, 512, False), ("lora", "long_text", 2, 1024, True),
+    ("qlora", "product_faq", 8, 256, True), ("qlora", "long_text", 4, 512, True),
+    ("dora", "support_style", 8, 256, True), ("full", "product_faq", 8, 256, True), ("full", "long_text", 4, 512, True),
+    ("freeze", "support_style", 8, 256, True), ("p_tuning_v2", "support_style", 8, 256, False),
+    ("prefix", "word_problems", 4, 256, False), ("prompt_tuning", "word_problems", 8, 256, False),
+    ("p_tuning", "tool_calls", 8, 256, False), ("ia3", "tool_calls", 8, 256, True),
+    ("ia3", "long_text", 4, 512, False), ("full", "word_problems", 2, 256, False),
+]
+
+
+def _long_text(folder: Path) -> Path:
+    """Text examples of 100-900 tokens: runs of the general set's passages (a file the tests never train on)."""
+    import random
+
+    passages = (ROOT / "runner" / "assets" / "general.txt").read_text(encoding="utf-8").splitlines()
+    rng = random.Random(0)
+    path = folder / "long_text.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for _ in range(48):
+            start, n = rng.randrange(len(passages)), rng.choice((4, 8, 16, 24, 36))
+            f.write(json.dumps({"text": " ".join(passages[(start + i) % len(passages)] for i in range(n))}) + "\n")
+    return path
+
+
+def _real_answers(case: dict[str, Any], files: dict[str, Path]) -> dict[str, Any]:
+    goals = {"product_faq": "knowledge", "support_style": "style", "word_problems": "reasoning",
+             "tool_calls": "agent", "long_text": "style"}
+    return {"version": 1, "goal": goals[case["data"]], "data": {"path": str(files[case["data"]])},
+            "model": {"name_or_path": "builtin/SmolLM2-135M-Instruct"},
+            "overrides": {"method": case["method"], "batch_size": case["batch"], "max_length": case["max_length"],
+                          "packing": case["packing"], "gradient_accumulation": 1, "max_steps": case["steps"],
+                          "save_steps": 10_000}}
+
+
+def _real_files(work: Path) -> dict[str, Path]:
+    files = {name: DATA / f"{name}.jsonl" for name in ("product_faq", "support_style", "word_problems", "tool_calls")}
+    files["long_text"] = _long_text(work)
+    return files
+
+
+def real_model(out: str, steps: int) -> None:
+    """Each case: `finetune-advisor train` on answers naming the case's settings; the run's peak resident memory,
+    training seconds and tokens (events.jsonl) are saved, then compared with the recommendation's estimate."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="realcal-"))
+    files = _real_files(work)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"), "HF_HUB_OFFLINE": "1"}
+    measured = []
+    for method, data, batch, length, packing in REAL:
+        case = {"method": method, "data": data, "batch": batch, "max_length": length, "packing": packing,
+                "steps": steps, "threads": int(env["OMP_NUM_THREADS"])}
+        folder = work / f"{method}-{data}-{batch}-{length}-{packing}"
+        folder.mkdir()
+        (folder / "answers.yaml").write_text(json.dumps(_real_answers(case, files)))
+        run = subprocess.run([str(Path(sys.executable).parent / "finetune-advisor"), "train", "--answers",
+                              str(folder / "answers.yaml"), "--runs-dir", str(folder / "runs"), "--offline"],
+                             capture_output=True, text=True, env=env)
+        events = sorted((folder / "runs").glob("*/events.jsonl"))
+        done = [json.loads(line) for line in events[0].read_text().splitlines() if '"done"' in line] if events else []
+        if run.returncode != 0 or not done:
+            print(f"{method:14} {data:14} failed: {(run.stderr.strip().splitlines() or ['no output'])[-1]}")
+            continue
+        measured.append({**case, **{k: done[-1][k] for k in ("peak_memory_gb", "train_seconds", "tokens", "steps")}})
+        Path(out).write_text(json.dumps(measured, indent=2))  # after every case: a stopped run keeps its data
+        print(f"measured {method} {data} {batch} {length} {packing}: {done[-1]['peak_memory_gb']} GB, "
+              f"{done[-1]['train_seconds']} s", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    compare_real(out)
+
+
+def compare_real(path: str) -> None:
+    """The saved real-model measurements against the estimate the current code makes for each case."""
+    import tempfile
+
+    from advisor.answers import answers_from_dict
+    from advisor.recommend import gather_inputs, recommend
+
+    work = Path(tempfile.mkdtemp(prefix="realcal-"))
+    files = _real_files(work)
+    cases = json.loads(Path(path).read_text())
+    print("built-in SmolLM2-135M-Instruct, CPU; memory: the run's peak RSS; time: the run's training seconds "
+          "(validation included)\n")
+    print(f"{'method':14} {'data':14} {'batch':>5} {'len':>5} {'pack':>4} {'batch tok':>9} {'meas GB':>8} "
+          f"{'est GB':>7} {'error':>6} {'meas s':>7} {'est s':>7} {'error':>6}")
+    rows = []
+    for case in cases:
+        raw = _real_answers(case, files)
+        raw["hardware"] = {"gpus": [], "ram_gb": 24}  # the CPU: this machine's, detected
+        rec = recommend(gather_inputs(answers_from_dict(raw), allow_network=False))
+        est_gb, est_s = rec.memory["estimated_gb"], rec.time["seconds"]
+        row = {**case, "batch_tokens": rec.memory["batch_tokens"], "estimated_gb": est_gb, "estimated_seconds": est_s,
+               "memory_error": (est_gb - case["peak_memory_gb"]) / case["peak_memory_gb"],
+               "time_error": (est_s - case["train_seconds"]) / case["train_seconds"]}
+        rows.append(row)
+        print(f"{case['method']:14} {case['data']:14} {case['batch']:5} {case['max_length']:5} "
+              f"{'on' if case['packing'] else 'off':>4} {row['batch_tokens']:9} {case['peak_memory_gb']:8.3f} "
+              f"{est_gb:7.2f} {row['memory_error']:+6.0%} {case['train_seconds']:7.1f} {est_s:7.1f} "
+              f"{row['time_error']:+6.0%}")
+    shutil.rmtree(work, ignore_errors=True)
+    for key, name in (("memory_error", "memory"), ("time_error", "time")):
+        errors = [abs(r[key]) for r in rows]
+        if errors:
+            print(f"{name}: median |error| {statistics.median(errors):.0%}, max |error| {max(errors):.0%} over "
+                  f"{len(errors)} cases")
 
 
 def main() -> None:
@@ -212,10 +328,21 @@ def main() -> None:
     parser.add_argument("--out", default="memory_calibration.json")
     parser.add_argument("--malloc-mmap-threshold", type=int, metavar="BYTES",
                         help="run the cases with glibc's MALLOC_MMAP_THRESHOLD_ fixed (no heap reuse of large blocks)")
+    parser.add_argument("--real", action="store_true",
+                        help="the built-in SmolLM2-135M-Instruct trained by the runner on real data (CPU)")
+    parser.add_argument("--steps", type=int, default=8, help="--real: optimizer steps a case")
+    parser.add_argument("--compare", metavar="FILE.json",
+                        help="--real: compare measurements saved earlier with the current estimate (no training)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: measure one case in this process
     args = parser.parse_args()
     if args.case:
         print(json.dumps(measure(json.loads(args.case))))
+        return
+    if args.real:
+        if args.compare:
+            compare_real(args.compare)
+        else:
+            real_model(args.out, args.steps)
         return
     live = bool(args.malloc_mmap_threshold)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

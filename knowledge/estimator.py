@@ -33,7 +33,11 @@ class EstimatorConstants:
     cpu_heap_retention: dict[str, float] = field(default_factory=lambda: {"default": 0.0})
     cpu_heap_max_block_mb: float = 32.0
     cpu_runtime_overhead_gb: float = 0.0
+    cpu_process_baseline_gb: float = 0.0
+    qlora_activation_bytes: float = 2.0
+    cpu_data_bytes_per_token: float = 0.0
     chars_per_token: float = 4.0
+    cpu_step_overhead_s: float = 0.0
     gpu_tflops: dict[str, float] = field(default_factory=dict)
 
     def gpu_peak_tflops(self, name: str) -> tuple[float, bool]:
@@ -61,9 +65,11 @@ def load_estimator_constants() -> EstimatorConstants:
     top = read_knowledge("estimator.yaml", "memory", "time", "gpus")
     m = top.sub("memory", ("cuda_context_gb", "allocator_slack", "estimate_error", "cpu_reserved_gb",
                            "nf4_block_size", "nf4_double_quant_block", "logits_bytes_per_element",
-                           "cpu_heap_retention", "cpu_heap_max_block_mb", "cpu_runtime_overhead_gb"))
+                           "cpu_heap_retention", "cpu_heap_max_block_mb", "cpu_runtime_overhead_gb",
+                           "cpu_process_baseline_gb", "qlora_activation_bytes",
+                           "cpu_data_bytes_per_token"))
     t = top.sub("time", ("mfu", "cpu_flops_per_cycle", "cpu_default_ghz", "cpu_extra_core_efficiency",
-                         "method_speed_factor", "chars_per_token"))
+                         "method_speed_factor", "chars_per_token", "cpu_step_overhead_s"))
     g = top.sub("gpus")
     heap_r = m.sub("cpu_heap_retention", ("default", *RUNNABLE_METHODS))
     heap = {str(key): heap_r.get(str(key), float) for key in heap_r.data}
@@ -89,6 +95,10 @@ def load_estimator_constants() -> EstimatorConstants:
         cpu_default_ghz=t.get("cpu_default_ghz", float), method_speed_factor=speed,
         cpu_extra_core_efficiency=t.get("cpu_extra_core_efficiency", float),
         chars_per_token=t.get("chars_per_token", float), gpu_tflops=gpus,
+        cpu_step_overhead_s=t.get("cpu_step_overhead_s", float),
         cpu_heap_retention=heap, cpu_heap_max_block_mb=m.get("cpu_heap_max_block_mb", float),
         cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float),
+        cpu_process_baseline_gb=m.get("cpu_process_baseline_gb", float),
+        qlora_activation_bytes=m.get("qlora_activation_bytes", float),
+        cpu_data_bytes_per_token=m.get("cpu_data_bytes_per_token", float),
     )

@@ -50,6 +50,11 @@ class MethodCard:
     def incompatible_with(self, feature: str) -> Incompatibility | None:
         return next((i for i in self.incompatibilities if i.feature == feature), None)
 
+    def packs(self, packing: bool, batch_size: int) -> bool:
+        """Whether a run with these settings trains on padding-free rows: asked for, allowed, and more than one
+        example a batch (one example has no padding to save)."""
+        return bool(packing) and self.packable and batch_size > 1
+
     @property
     def full_model(self) -> bool:
         """It trains weights of the model itself: the artifact is a whole model (model/), not an adapter."""

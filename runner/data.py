@@ -304,6 +304,25 @@ class EncodeStats:
     lengths: list[int] = field(default_factory=list)
 
 
+#: Characters tokenized at first for each token wanted; doubled until enough tokens come out, so no text is
+#: tokenized whole before truncation (a 50 MB example costs a prefix, not 50 MB of token ids).
+CHARS_PER_TOKEN_BOUND = 8
+#: Tokens beyond the cut tokenized too, so that the tokens kept are those of the whole text (the boundary token
+#: of a prefix can differ from the whole text's).
+MARGIN_TOKENS = 4
+
+
+def _bounded_ids(tokenizer: Any, text: str, wanted: int, special: bool, end: str = "") -> list[int]:
+    """The first `wanted` token ids of `text` + `end` (all of them when shorter), tokenizing only a prefix."""
+    size = max(64, (wanted + MARGIN_TOKENS) * CHARS_PER_TOKEN_BOUND)
+    while True:
+        whole = size >= len(text)
+        ids = tokenizer(text + end if whole else text[:size], add_special_tokens=special)["input_ids"]
+        if whole or len(ids) >= wanted + MARGIN_TOKENS:
+            return list(ids) if whole else list(ids[:wanted])
+        size *= 2
+
+
 def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> tuple[list[dict[str, list[int]]],
                                                                                       EncodeStats]:
     """input_ids, attention_mask and labels (-100 on prompt tokens), truncated to max_length."""
@@ -311,14 +330,16 @@ def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> 
     out = []
     for row in rows:
         if "text" in row:
-            ids = tokenizer(row["text"] + (tokenizer.eos_token or ""), add_special_tokens=True)["input_ids"]
+            ids = _bounded_ids(tokenizer, row["text"], max_length + 1, True, tokenizer.eos_token or "")
             labels = list(ids)
         else:
             ids, labels = [], []
             for text, trained in render_segments(row["messages"], tokenizer):
                 if not text:
                     continue
-                piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+                if len(ids) > max_length:  # truncated already: the rest is never trained on
+                    break
+                piece = _bounded_ids(tokenizer, text, max_length + 1 - len(ids), False)
                 ids.extend(piece)
                 labels.extend(piece if trained else [-100] * len(piece))
         stats.examples += 1

@@ -16,7 +16,7 @@ from typing import Any
 from knowledge.errors import InputError
 from knowledge.methods import MethodCard, method_card
 
-__all__ = ["Plan", "PlanData", "PlanEvaluation", "PlanModel", "PlanTraining", "read_plan"]
+__all__ = ["Plan", "PlanData", "PlanEvaluation", "PlanModel", "PlanTraining", "read_plan", "step_schedule"]
 
 PLAN_VERSION = 1
 
@@ -58,6 +58,16 @@ class PlanTraining:
     save_steps: int = 500
     logging_steps: int = 10
     eval_steps: int = 100
+
+
+def step_schedule(train_examples: int, batch: int, accumulation: int, processes: int, epochs: int,
+                  max_steps: int | None = None) -> tuple[int, int, int]:
+    """(optimizer steps in all, steps between validation evaluations, validation evaluations): the Trainer's
+    schedule for a run, as plan.json sets it (five evaluations over the run) and the time estimate counts it."""
+    per_epoch = max(1, -(-train_examples // (batch * accumulation * processes)))
+    total = max_steps or per_epoch * max(1, int(epochs))
+    every = max(1, total // 5)
+    return total, every, total // every
 
 
 @dataclass

@@ -67,6 +67,7 @@ def oom_advice(plan: Plan) -> str:
 
 
 def _memory_gb(device: str) -> float:
+    """Memory in use now: allocated on the GPU, the process's resident memory on the CPU."""
     import torch
 
     if device == "cuda":
@@ -74,6 +75,18 @@ def _memory_gb(device: str) -> float:
     import psutil
 
     return round(psutil.Process().memory_info().rss / GB, 3)
+
+
+def _peak_memory_gb(device: str) -> float:
+    """The run's peak: the GPU allocator's, or on the CPU the process's largest resident memory so far (what the
+    estimate of advisor/estimate.py predicts), not the memory at the end."""
+    if device == "cuda":
+        return _memory_gb(device)
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak * (1 if sys.platform == "darwin" else 1024) / GB, 3)
 
 
 def _collator(pad_id: int, multiple: int, packing: bool = False) -> Any:
@@ -262,7 +275,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     trainable, total = trainable_count(model)
     # padding-free batches: examples flattened into one row, position ids restarting per example; transformers
     # builds a block-diagonal mask from them (with no KV cache), so examples never attend to each other
-    packing = bool(hp.get("packing")) and load_methods()[plan.method].packable and hp["batch_size"] > 1
+    packing = load_methods()[plan.method].packs(bool(hp.get("packing")), hp["batch_size"])
     _check_disk(run, plan, trainable, total)
     events.emit("phase", phase="model", device=device, dtype=dtype, trainable_params=trainable, total_params=total,
                 train_examples=len(train_rows), validation_examples=len(val_rows), packing=packing)
@@ -316,7 +329,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     summary = {"steps": trainer.state.global_step, "max_steps": trainer.state.max_steps,
                "train_seconds": round(seconds, 2), "train_loss": float(result.training_loss),
                "tokens": tokens, "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
-               "peak_memory_gb": _memory_gb(device), "trainable_params": trainable, "device": device,
+               "peak_memory_gb": _peak_memory_gb(device), "trainable_params": trainable, "device": device,
                "processes": world}
 
     if counters["nan_step"] is not None:

@@ -195,7 +195,7 @@ def test_more_processes_train_faster_at_the_stated_scaling() -> None:
     k = load_distributed()
     assert eight.flops_per_s == pytest.approx(one.flops_per_s * 8 * k.efficiency_ddp)
     assert two_machines.flops_per_s == pytest.approx(eight.flops_per_s * k.efficiency_across_machines)
-    assert "8 processes" in eight.basis
+    assert "8 processes" in eight.formula
 
 
 def test_one_gpu_too_small_suggests_how_many_to_shard_over(tmp_path: Path) -> None:

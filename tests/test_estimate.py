@@ -58,7 +58,8 @@ def test_lora_on_the_cpu_hand_computed(tiny: ModelProfile) -> None:
     # glibc heap retention: 4.7 fp32 (hidden + ffn) vectors per token and block (knowledge/estimator.yaml)
     heap = 4.7 * 2 * tokens * (64 + 128) * 4
     runtime = 0.05e9  # CPU runtime overhead (Trainer state, malloc arenas)
-    expected = TOTAL * 4 + n_train * 4 + n_train * 8 + activations + heap + runtime  # weights, adapter, AdamW
+    baseline = 0.53e9  # the process before the model loads: python, torch, transformers, peft
+    expected = TOTAL * 4 + n_train * 4 + n_train * 8 + activations + heap + runtime + baseline  # + adapter, AdamW
     assert est.total_bytes == pytest.approx(expected)
     assert est.detail["cpu_heap_retention"] == round(heap / 1e9, 3) and "cuda_context" not in est.detail
 
@@ -89,7 +90,8 @@ def test_lora_on_cuda_adds_the_cast_copies_context_and_slack(tiny: ModelProfile)
     # adapter weights (4) + AdamW (8); its gradients (4) fit inside the activations' peak, not on top
     expected = TOTAL * 2 + 3584 * 12 + activations * 1.05 + 0.5e9
     assert est.total_bytes == pytest.approx(expected)
-    assert estimate_memory(tiny, cpu).total_bytes < est.total_bytes
+    on_cpu = estimate_memory(tiny, cpu)
+    assert on_cpu.total_bytes - on_cpu.detail["cpu_process_baseline"] * 1e9 < est.total_bytes
 
 
 def test_four_bit_weights_hand_computed(tiny: ModelProfile) -> None:
@@ -126,7 +128,10 @@ def test_monotone_in_the_settings_that_should_cost_memory() -> None:
     assert gb(batch_size=1) < gb(batch_size=2) < gb(batch_size=8)
     assert gb(seq_len=512) < gb(seq_len=2048)
     assert gb(gradient_checkpointing=True, batch_size=8) < gb(batch_size=8)
-    assert gb(method="qlora", bits=4) < gb(method="qlora", bits=8) < gb()
+    assert gb(method="qlora", bits=4) < gb(method="qlora", bits=8)
+    # QLoRA saves weight memory but keeps fp32 activations (peft's kbit preparation): with checkpointing, as it
+    # is recommended, it is below LoRA; without, on a small model, it need not be (bitsandbytes issue #1569)
+    assert gb(method="qlora", bits=8, gradient_checkpointing=True) < gb(gradient_checkpointing=True)
     assert gb(lora_rank=8) < gb(lora_rank=64)
     assert gb(method="full", optimizer="adamw_8bit") < gb(method="full", optimizer="adamw")
     assert gb(method="full", optimizer="sgd") < gb(method="full", optimizer="adamw_8bit")
@@ -164,14 +169,14 @@ def test_time_hand_computed(tiny: ModelProfile) -> None:
     full = estimate_time(tiny, EstimateConfig("full", seq_len=seq, device="cpu"), tokens=1000, cpu_cores=1)
     assert full.flops == 1000 * ((w_fwd + att) + 2 * (w_fwd + att))
     # an unknown CPU: 16 FLOP a cycle at an assumed 2.5 GHz, at the measured 63% utilisation
-    assert full.flops_per_s == pytest.approx(16 * 2.5e9 * 0.63) and "assumed" in full.basis
+    assert full.flops_per_s == pytest.approx(16 * 2.5e9 * 0.63) and "assumed" in full.formula
     lora = estimate_time(tiny, EstimateConfig("lora", seq_len=seq, device="cpu"), tokens=1000, cpu_cores=1)
     assert lora.flops == 1000 * ((w_fwd + att) + (w_fwd + 2 * att))     # no weight gradients for frozen weights
     # AVX-512 at 2.3 GHz: 64 FLOP a cycle; LoRA's measured CPU factor (1.25) slows it against full
     avx = estimate_time(tiny, EstimateConfig("lora", seq_len=seq, device="cpu"), tokens=1000, cpu_cores=2,
                         cpu_vector="avx512", cpu_ghz=2.3)
     # two cores count as 1.75: each core beyond the first adds the measured 75%
-    assert avx.flops_per_s == pytest.approx(1.75 * 64 * 2.3e9 * 0.63 / 1.25) and "avx512 at 2.3 GHz" in avx.basis
+    assert avx.flops_per_s == pytest.approx(1.75 * 64 * 2.3e9 * 0.63 / 1.25) and "avx512 at 2.3 GHz" in avx.formula
     gc = estimate_time(tiny, EstimateConfig("lora", seq_len=seq, device="cpu", gradient_checkpointing=True),
                        tokens=1000, cpu_cores=1)
     assert gc.flops == lora.flops + 1000 * (w_fwd + att)                # one more forward
@@ -183,7 +188,19 @@ def test_time_on_a_known_and_an_unknown_gpu() -> None:
     a100 = estimate_time(model, cfg, tokens=10_000_000, device_name="NVIDIA A100-SXM4-80GB")
     unknown = estimate_time(model, cfg, tokens=10_000_000, device_name="Mystery GPU 9000")
     assert a100.flops_per_s == pytest.approx(312e12 * 0.35)
-    assert "unknown GPU" in unknown.basis and unknown.estimated_hours > a100.estimated_hours
+    assert "unknown GPU" in unknown.formula and unknown.estimated_hours > a100.estimated_hours
     qlora = estimate_time(model, EstimateConfig("qlora", seq_len=1024), tokens=10_000_000,
                           device_name="NVIDIA A100-SXM4-80GB")
     assert qlora.estimated_hours == pytest.approx(a100.estimated_hours * 1.4, rel=0.01)
+
+
+@pytest.mark.parametrize(("tokens", "published_gb"), [(932, 12), (5789, 24), (12264, 40), (28454, 80)])
+def test_qlora_on_cuda_matches_published_context_limits(tokens: int, published_gb: float) -> None:
+    """Unsloth's published Hugging Face + Flash Attention 2 baseline: the longest context QLoRA (r32, all linear
+    layers, checkpointing, 8-bit AdamW) trains Llama-3.1-8B in on a 12/24/40/80 GB GPU
+    (docs.unsloth.ai/basics/unsloth-benchmarks). Without peft's fp32 activations under QLoRA the estimate
+    came out 10-13% low."""
+    model = profile_model("meta-llama/Llama-3.1-8B-Instruct")
+    est = estimate_memory(model, EstimateConfig("qlora", batch_size=1, seq_len=tokens, lora_rank=32,
+                                                gradient_checkpointing=True, optimizer="adamw_8bit", device="cuda"))
+    assert est.estimated_gb == pytest.approx(published_gb, rel=0.10)

@@ -17,15 +17,19 @@ def test_detection_on_this_machine_reports_ram_cpu_and_disk() -> None:
         assert hw.device == "cpu" and hw.notes
 
 
-@pytest.mark.parametrize(("flags", "machine", "vector"), [
-    ("fpu sse2 avx avx2 fma avx512f avx512dq", "x86_64", "avx512"),
-    ("fpu sse2 avx avx2 fma", "x86_64", "avx2"),
-    ("fpu sse2 avx", "x86_64", None),
-    ("fp asimd evtstrm aes", "aarch64", "neon"),
+@pytest.mark.parametrize(("flags", "machine", "vector", "bf16"), [
+    ("fpu sse2 avx avx2 fma avx512f avx512dq", "x86_64", "avx512", False),
+    ("fpu sse2 avx avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile", "x86_64", "avx512", True),
+    ("fpu sse2 avx avx2 fma", "x86_64", "avx2", False),
+    ("fpu sse2 avx", "x86_64", None, False),
+    ("fp asimd evtstrm aes", "aarch64", "neon", False),
+    ("fp asimd evtstrm aes bf16 i8mm", "aarch64", "neon", True),
 ])
-def test_the_cpu_simd_kind_and_clock_come_from_cpuinfo(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, flags: str,
-                                                       machine: str, vector: str | None) -> None:
-    """They set the CPU's FLOP/s peak in the time estimate (64, 32 or 16 fp32 FLOP a cycle)."""
+def test_the_cpu_simd_kind_clock_and_bf16_units_come_from_cpuinfo(tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                  flags: str, machine: str, vector: str | None,
+                                                                  bf16: bool) -> None:
+    """They set the CPU's FLOP/s peak in the time estimate (64, 32 or 16 fp32 FLOP a cycle) and whether training
+    on the CPU uses bf16."""
     import builtins
 
     import advisor.hardware as hardware
@@ -38,7 +42,7 @@ def test_the_cpu_simd_kind_and_clock_come_from_cpuinfo(tmp_path: Any, monkeypatc
     import platform
 
     monkeypatch.setattr(platform, "machine", lambda: machine)
-    assert hardware._cpu_facts() == ("Test CPU", vector, 2.3)
+    assert hardware._cpu_facts() == ("Test CPU", vector, 2.3, bf16)
 
 
 def test_a_missing_nvml_library_is_a_note_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:

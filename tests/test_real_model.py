@@ -124,3 +124,49 @@ def test_the_knowledge_demo_beats_the_base_significantly(demo_dir: Path, tmp_pat
     assert result.report.direction == "better" and result.report.primary_metric == "fact_match"
     assert result.report.split["test_facts_seen_in_training"] == result.report.split["test_facts"] == 20
     assert "Test facts seen in training: 20 of 20" in RunDir(str(result.run)).report_md.read_text()
+
+
+def test_the_probe_counts_the_tokens_training_encodes(smollm2: Path) -> None:
+    """The recommendation's lengths (tokenizers + the chat template, no transformers) are the training process's
+    own, example for example, on each example file: the template's system prompt and end tokens included."""
+    from transformers import AutoTokenizer
+
+    from advisor.data_probe import probe_file
+    from runner.data import encode_rows
+    from runner.records import read_records, to_messages
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2))
+    root = Path(__file__).resolve().parent.parent / "examples" / "data"
+    for name in ("product_faq", "support_style", "tool_calls", "word_problems"):
+        profile = probe_file(root / f"{name}.jsonl", tokenizer=smollm2)
+        assert profile.layout is not None
+        rows = [{"messages": to_messages(r, profile.layout)} for _, r in read_records(root / f"{name}.jsonl")]
+        encoded, _ = encode_rows(rows, tokenizer, 100_000)
+        assert profile.example_tokens == [len(e["input_ids"]) for e in encoded], name
+    assert profile.total_tokens is not None and profile.total_chars is not None
+    assert profile.total_tokens.mean > profile.total_chars.mean / 4 + 20  # the template's system prompt counts
+
+
+def test_a_long_text_is_truncated_without_tokenizing_it_whole(smollm2: Path) -> None:
+    """The kept tokens are exactly the whole text's first max_length, and of a 50 MB example only a prefix is
+    ever handed to the tokenizer."""
+    from transformers import AutoTokenizer
+
+    from runner.data import encode_rows
+
+    tokenizer = AutoTokenizer.from_pretrained(str(smollm2))
+    text = " ".join(GENERAL_SET.read_text(encoding="utf-8").splitlines())
+    whole = tokenizer(text + tokenizer.eos_token, add_special_tokens=True)["input_ids"]
+    for length in (16, 300, len(whole) - 1, len(whole) + 10):
+        encoded, stats = encode_rows([{"text": text}], tokenizer, length)
+        assert encoded[0]["input_ids"] == whole[:length] and stats.truncated == (len(whole) > length)
+    seen: list[int] = []
+
+    def counting(text: str, **kw: Any) -> Any:
+        seen.append(len(text))
+        return tokenizer(text, **kw)
+
+    counting.eos_token = tokenizer.eos_token  # type: ignore[attr-defined]
+    encoded, stats = encode_rows([{"text": "word " * 10_000_000}], counting, 512)
+    assert len(encoded[0]["input_ids"]) == 512 and stats.truncated == 1
+    assert max(seen) < 20_000  # a prefix of the 50,000,000 characters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,37 @@ def test_a_test_file_that_asks_untrained_facts_is_named(tmp_path: Path) -> None:
                                           {"instruction": "Question never taught?", "output": "Fact number 99."}])
     result = _with_file(tmp_path, "knowledge", rows, test_path="test.jsonl")
     assert any("1 of its 2 facts are not in" in w for w in result.warnings)
+
+
+def test_memory_holds_the_data_s_real_batches_not_batch_x_max_length(tmp_path: Path) -> None:
+    """Short examples packed 8 a batch: the estimate holds the run's largest batch of them (from the measured
+    lengths), far below 8 x 256 tokens padded, and states the worst case (the longest examples together)."""
+    rows = [{"instruction": f"What is item {i} made of?", "output": f"Item {i} is made of recycled steel."}
+            for i in range(60)] + [{"instruction": "Describe the warranty.", "output": "long " * 150}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    raw = answers("style", "HuggingFaceTB/SmolLM2-135M-Instruct", None, data={"path": str(data)},
+                  overrides={"method": "lora", "batch_size": 8, "max_length": 256, "packing": True})
+    result = rec(raw)
+    padded = estimate_memory(_profile("HuggingFaceTB/SmolLM2-135M-Instruct"),
+                             EstimateConfig("lora", batch_size=8, seq_len=256, device="cpu"))
+    mem = result.memory
+    assert 8 * 20 < mem["batch_tokens"] <= mem["worst_batch_tokens"] < 8 * 256
+    assert mem["estimated_gb"] <= mem["worst_case_gb"] < padded.estimated_gb - 0.3
+    assert "simulated" in mem["batch_basis"] and f"{mem['worst_batch_tokens']:,}" in mem["batch_basis"]
+    # packing off: the batch is padded to its longest example, so the same data needs more
+    unpacked = rec({**raw, "overrides": {**raw["overrides"], "packing": False}})
+    assert unpacked.memory["batch_tokens"] > mem["batch_tokens"]
+    assert unpacked.time["tokens"] > unpacked.time["trained_tokens"]  # padding is computed too
+
+
+def test_the_time_reads_as_a_sentence_with_the_formula_apart() -> None:
+    result = rec(answers("style", "HuggingFaceTB/SmolLM2-135M-Instruct", None, 800))
+    assert re.match(r"about [\d.]+ (min|h): [\d,]+ tokens at about [\d,]+ tokens/s on \d+ CPU cores?[;,] ",
+                    result.time["basis"])
+    assert "GFLOP per token" in result.time["formula"] and "GFLOP" not in result.time["basis"]
+
+
+def _profile(name: str) -> Any:
+    from advisor.model_profile import profile_model
+
+    return profile_model(name, allow_network=False)

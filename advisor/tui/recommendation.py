@@ -69,7 +69,7 @@ class RecommendationScreen(Screen[None]):
         self.app.call_from_thread(self.show, result)
 
     def show(self, rec: Recommendation) -> None:
-        from advisor.render import duration, memory_bar, processes_line
+        from advisor.render import memory_bar, processes_line
 
         self.recommendation = rec
         mem = rec.memory
@@ -91,8 +91,9 @@ class RecommendationScreen(Screen[None]):
             f"Memory: {escape(mem['summary'])}: {fits}\n{memory_bar(mem['breakdown'], mem['available_gb'])}\n"
             + ", ".join(f"{k.replace('_', ' ')} {v:g} GB" for k, v in mem["breakdown"].items())
             + (f"\nProcesses: {escape(processes_line(rec))}" if processes_line(rec) else ""))
-        self.query_one("#time", Static).update(f"Time: {duration(rec.time['estimated_hours'])} "
-                                               f"({escape(rec.time['basis'])})")
+        self.query_one("#time", Static).update(f"Time: {escape(rec.time['basis'])}"
+                                               + (f"\n[dim]{escape(rec.time['formula'])}[/]"
+                                                  if rec.time.get("formula") else ""))
         self.query_one("#warnings", Static).update(
             "\n".join(f"[yellow]! {escape(w)}[/]" for w in rec.warnings) or "[green]no warnings[/]")
         self.query_one("#alternatives", Static).update(
