@@ -37,6 +37,9 @@ class BatchTokens:
     """Simulated runs behind `typical`."""
     held: int = 0
     """Tokens of the encoded training examples, held in memory while training (each cut to max_length)."""
+    attention_length: float = 0.0
+    """The rows' length weighted by their tokens (sum of squares over sum): attention's cost grows with the
+    square of each row, so a mean of lengths would understate it."""
 
 
 def batch_tokens(lengths: Sequence[int], *, batch: int, max_length: int, packed: bool, examples: int,
@@ -53,6 +56,7 @@ def batch_tokens(lengths: Sequence[int], *, batch: int, max_length: int, packed:
     runs = max(3, min(SIMULATED_RUNS, SIMULATION_BUDGET // max(1, examples * epochs)))
     rng = np.random.default_rng(seed)
     largest, computed = [], []
+    squares = 0.0
     for _ in range(runs):
         run_max, run_total = 0, 0
         for _ in range(epochs):
@@ -62,9 +66,11 @@ def batch_tokens(lengths: Sequence[int], *, batch: int, max_length: int, packed:
             table = table.reshape(rows, batch)
             if packed:
                 per_batch = table.sum(axis=1)
+                squares += float((per_batch.astype(np.float64) ** 2).sum())
             else:
                 longest = -(-table.max(axis=1) // pad_multiple) * pad_multiple
                 per_batch = longest * (table > 0).sum(axis=1)
+                squares += float((per_batch.astype(np.float64) * longest).sum())
             run_max = max(run_max, int(per_batch.max()))
             run_total += int(per_batch.sum())
         largest.append(run_max)
@@ -74,4 +80,5 @@ def batch_tokens(lengths: Sequence[int], *, batch: int, max_length: int, packed:
     trained = int(round(float(cut.mean()) * examples * epochs))
     return BatchTokens(typical=int(np.quantile(largest, COVERAGE, method="higher")), worst=max(worst, max(largest)),
                        computed=int(round(float(np.mean(computed)))), trained=trained, runs=runs,
-                       held=int(round(float(cut.mean()) * examples)))
+                       held=int(round(float(cut.mean()) * examples)),
+                       attention_length=squares / max(1.0, float(np.sum(computed))))

@@ -463,12 +463,17 @@ def _cpu_heap_retention(profile: ModelProfile, cfg: EstimateConfig, tokens: int,
 
 
 def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, trained_tokens: int | None = None,
-                  eval_tokens: int = 0, steps: int = 0, device_name: str | None = None, cpu_cores: int | None = None,
-                  cpu_vector: str | None = None, cpu_ghz: float | None = None) -> TimeEstimate:
+                  eval_tokens: int = 0, steps: int = 0, optimizer_steps: int = 0,
+                  attention_length: float | None = None,
+                  device_name: str | None = None, cpu_cores: int | None = None, cpu_vector: str | None = None,
+                  cpu_ghz: float | None = None) -> TimeEstimate:
     """Training time for `tokens` computed (examples x epochs x tokens per example, padding included) on the
-    given device; `trained_tokens` (default: `tokens`) are the examples' own, for the tokens/s stated;
-    `eval_tokens` the validation evaluations' (forward only), `steps` the micro-batch steps (a fixed cost
-    each on the CPU)."""
+    given device. `trained_tokens` (default: `tokens`) are the examples' own, for the tokens/s stated;
+    `eval_tokens` the validation evaluations' (forward only); `steps` the forward passes (training
+    micro-batches and validation batches), a fixed cost each on the CPU; `optimizer_steps` the optimizer's
+    updates, a cost per trained parameter on the CPU (memory-bound); `attention_length` the mean length of
+    the rows attention runs over (a packed row: its examples together; padded: the batch's longest), when the
+    data's lengths are known: such rows carry a mask, and attention computes the whole masked square."""
     _check(profile, cfg)
     k = load_estimator_constants()
     m = cfg.method
@@ -478,7 +483,10 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, tr
                        for _, kind, fin, fout in profile.unique_modules())
     head = profile.vocab_size * profile.hidden_size
     w_fwd: float = 2 * (profile.num_layers * active_block + head)          # linear FLOPs per token, forward
-    att_fwd: float = 2 * profile.num_layers * seq * profile.q_dim          # QK^T and AV, causal (half the square)
+    if attention_length is not None:  # QK^T and AV over the whole masked square of each row
+        att_fwd: float = 4 * profile.num_layers * attention_length * profile.q_dim
+    else:  # rows of max_length, causal (half the square)
+        att_fwd = 2 * profile.num_layers * seq * profile.q_dim
     fwd = w_fwd + att_fwd
     if m == "full":
         bwd = 2 * w_fwd + 2 * att_fwd                               # input and weight gradients
@@ -511,13 +519,17 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, tr
         rate *= cfg.processes * efficiency
         where += f", x {cfg.processes} processes at {efficiency:.0%} scaling ({cfg.strategy})"
         on += f" x {cfg.processes} processes"
-    step_cost = k.cpu_step_overhead_s * steps if cfg.device == "cpu" else 0.0
+    updates = optimizer_steps * trainable_params(profile, cfg) if cfg.device == "cpu" else 0
+    step_cost = (k.cpu_step_overhead_s * steps + k.cpu_update_ns_per_param * 1e-9 * updates) \
+        if cfg.device == "cpu" else 0.0
     seconds = flops / rate * factor + step_cost
     formula = (f"{tokens:,} tokens x {per_token / 1e9:.2f} GFLOP per token "
                f"({'forward + backward' + (' + recompute' if cfg.gradient_checkpointing else '')})"
                + (f" + {eval_tokens:,} validation tokens x {fwd / 1e9:.2f} GFLOP (forward)" if eval_tokens else "")
                + f" on {where}" + (f", x{factor:g} for {m}" if factor != 1 else "")
-               + (f", + {steps:,} steps x {k.cpu_step_overhead_s:g} s (per-step cost on the CPU)" if step_cost else "")
+               + (f", + {steps:,} forward passes x {k.cpu_step_overhead_s:g} s and {optimizer_steps:,} updates x "
+                  f"{trainable_params(profile, cfg):,} parameters x {k.cpu_update_ns_per_param:g} ns (fixed costs on "
+                  "the CPU)" if step_cost else "")
                + "; the final evaluation not included")
     trained = int(tokens if trained_tokens is None else trained_tokens)
     hours = round(seconds / 3600, 3 if seconds < 36 else 2)

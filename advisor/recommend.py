@@ -373,6 +373,7 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
         size = f"up to {band.up_to_b:g}B" if band.up_to_b is not None else "of any size"
         trace.reasons.append(f"learning rate {band.default:g} for {method} on models {size} ({band.source})")
 
+    card = load_methods()[method]
     if fit.batches is not None:  # the tokens the run computes (padding included) and trains on
         computed, trained = fit.batches.computed, fit.batches.trained
     else:
@@ -390,8 +391,11 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
     eval_tokens = int(evaluations * validation * computed / max(1, facts.train_examples * hp["epochs"]))
     hardware = inputs.hardware
     gpu_name = min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
+    attention_length = fit.batches.attention_length if fit.batches is not None else None
+    eval_batches = evaluations * math.ceil(validation / batch)
     time = estimate_time(model, fit.config, tokens=computed, trained_tokens=trained, eval_tokens=eval_tokens,
-                         steps=steps * accumulation,
+                         steps=steps * accumulation + eval_batches, optimizer_steps=steps,
+                         attention_length=attention_length,
                          device_name=gpu_name, cpu_cores=hardware.cpu_cores, cpu_vector=hardware.cpu_vector,
                          cpu_ghz=hardware.cpu_ghz)
     if budget.device == "cpu" and time.estimated_hours > 24:
@@ -399,7 +403,6 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                               "with a GPU, or a smaller model")
 
     others = alternatives(method, inputs, facts, budget, trace)
-    card = load_methods()[method]
     memory = fit.memory
     batches = _batch_summary(fit, model, facts)
     return Recommendation(

@@ -204,3 +204,20 @@ def test_qlora_on_cuda_matches_published_context_limits(tokens: int, published_g
     est = estimate_memory(model, EstimateConfig("qlora", batch_size=1, seq_len=tokens, lora_rank=32,
                                                 gradient_checkpointing=True, optimizer="adamw_8bit", device="cuda"))
     assert est.estimated_gb == pytest.approx(published_gb, rel=0.10)
+
+
+def test_cpu_time_counts_validation_fixed_costs_and_masked_attention(tiny: ModelProfile) -> None:
+    """Beyond the FLOPs of training: the validation forward passes, a fixed cost per forward pass, a cost per
+    trained parameter and update (knowledge/estimator.yaml, fitted on real-model runs), and with the data's
+    lengths the whole masked square of each row."""
+    cfg = EstimateConfig("full", seq_len=10, device="cpu")
+    plain = estimate_time(tiny, cfg, tokens=1000, cpu_cores=1)
+    fwd = plain.flops / 1000 / 3  # full fine-tuning: forward + backward = 3 forwards
+    with_eval = estimate_time(tiny, cfg, tokens=1000, eval_tokens=300, cpu_cores=1)
+    assert with_eval.flops == pytest.approx(plain.flops + 300 * fwd)
+    fixed = estimate_time(tiny, cfg, tokens=1000, steps=10, optimizer_steps=5, cpu_cores=1)
+    assert fixed.seconds == pytest.approx(plain.seconds + 10 * 0.144 + 5 * TOTAL * 8e-9)
+    masked = estimate_time(tiny, cfg, tokens=1000, attention_length=10, cpu_cores=1)
+    assert masked.flops - plain.flops == pytest.approx(1000 * 3 * 2 * 2 * 10 * 64)  # twice the causal half-square
+    gpu = estimate_time(tiny, EstimateConfig("full", seq_len=10), tokens=1000, steps=10, optimizer_steps=5)
+    assert gpu.seconds == pytest.approx(estimate_time(tiny, EstimateConfig("full", seq_len=10), tokens=1000).seconds)
