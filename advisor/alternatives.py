@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from advisor.fit import Fit, data_sizer, fit_memory
-from advisor.settings import max_length_for, method_settings
+from advisor.settings import max_length_for, method_settings, precision_for
 from knowledge import load_decision_table, load_hyperparameters
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ def alternatives(method: str, inputs: Inputs, facts: DataFacts, budget: Budget, 
 
     def fit(alt: str) -> Fit:  # each alternative with its own default settings, as the user would start it
         hp = method_settings(alt, answers.goal, facts.examples, max_length, inputs.model.params_b)
+        hp["precision"] = precision_for(alt, budget.device, inputs.hardware)
         sizer = data_sizer(facts.lengths, alt, hp, budget.device, facts.train_examples, seed=answers.seed)
         return fit_memory(alt, hp, inputs.model, budget.device, budget.usable, {}, facts.min_length, sizer=sizer)
 

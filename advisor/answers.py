@@ -45,6 +45,7 @@ OVERRIDE_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "num_virtual_tokens": (int, (1, 1024)),
     "gradient_checkpointing": (bool, None),
     "packing": (bool, None),
+    "precision": (str, ("bf16", "fp16", "fp32")),
     "bits": (int, (4, 8, 16, 32)),
     "optimizer": (str, tuple(OPTIMIZERS)),
     "max_steps": (int, (1, 10_000_000)),

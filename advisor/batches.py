@@ -61,9 +61,9 @@ def batch_tokens(lengths: Sequence[int], *, batch: int, max_length: int, packed:
         run_max, run_total = 0, 0
         for _ in range(epochs):
             drawn = rng.permutation(cut)[:examples] if cut.size >= examples else rng.choice(cut, size=examples)
-            table = np.zeros(rows * batch, dtype=np.int64)
-            table[:examples] = drawn
-            table = table.reshape(rows, batch)
+            flat = np.zeros(rows * batch, dtype=np.int64)
+            flat[:examples] = drawn
+            table = flat.reshape(rows, batch)
             if packed:
                 per_batch = table.sum(axis=1)
                 squares += float((per_batch.astype(np.float64) ** 2).sum())

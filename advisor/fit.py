@@ -50,6 +50,7 @@ def estimate_config(method: str, hp: dict[str, Any], device: str, batch: int, gc
     data's batches, the largest one the run meets and the tokens it holds."""
     return EstimateConfig(processes=scale.processes, machines=scale.machines, strategy=scale.strategy,
         batch_tokens=batches.typical if batches else None, data_tokens=batches.held if batches else 0,
+        cpu_bf16=hp.get("precision") == "bf16",
         method=method, batch_size=batch, seq_len=seq, gradient_checkpointing=gc, bits=hp.get("bits"),
         optimizer=hp.get("optimizer", "adamw"), lora_rank=hp.get("lora_rank", 16),
         lora_targets=hp.get("lora_targets", "all-linear"), lora_dropout=hp.get("lora_dropout", 0.0),

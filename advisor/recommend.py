@@ -28,7 +28,14 @@ from advisor.fit import (
 )
 from advisor.inputs import Inputs, gather_inputs
 from advisor.model_profile import ModelProfile
-from advisor.settings import advised_ranges, max_length_for, method_settings, method_warnings, override_warnings
+from advisor.settings import (
+    advised_ranges,
+    max_length_for,
+    method_settings,
+    method_warnings,
+    override_warnings,
+    precision_for,
+)
 from advisor.test_split import check_test_split
 from knowledge import (
     load_decision_table,
@@ -144,8 +151,8 @@ def _data_facts(inputs: Inputs, trace: Trace) -> DataFacts:
             counted, lengths = True, data.example_tokens
             tokens_mean, tokens_p95, tokens_p99 = data.total_tokens.mean, data.total_tokens.p95, data.total_tokens.p99
         if data.problem_counts:
-            counted = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(data.problem_counts.items()))
-            trace.warnings.append(f"{answers.data.path}: {counted} (see: finetune-advisor inspect-data "
+            problems = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(data.problem_counts.items()))
+            trace.warnings.append(f"{answers.data.path}: {problems} (see: finetune-advisor inspect-data "
                                   f"{answers.data.path})")
     else:
         examples, source = int(answers.data.examples or 0), "stated"
@@ -251,9 +258,10 @@ def _settings_that_fit(method: str, inputs: Inputs, facts: DataFacts, overrides:
     fixed = _fixed(overrides)
     hp = method_settings(method, answers.goal, facts.examples,
                          max_length_for(facts.tokens_p99, inputs.model, load_hyperparameters()), inputs.model.params_b)
+    hp["precision"] = precision_for(method, budget.device, inputs.hardware)
     for key, value in overrides.items():
         if key in hp or key in ("batch_size", "gradient_accumulation", "gradient_checkpointing", "bits",
-                                "optimizer", "packing"):
+                                "optimizer", "packing", "precision"):
             hp[key] = value
     card = load_methods()[method]
     why = card.incompatible_with("gradient_checkpointing")

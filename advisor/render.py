@@ -135,7 +135,7 @@ def print_hardware(hw: Hardware) -> None:
     else:
         con.print("GPU: none. Training runs on the CPU: fine for tiny models and the demo, slow beyond that.")
     con.print(f"RAM: {hw.ram_gb:g} GB ({hw.ram_available_gb:g} GB available)")
-    bf16 = {True: "bf16 units (trains in bf16)", False: "no bf16 units (trains in fp32)", None: None}[hw.cpu_bf16]
+    bf16 = {True: "AMX-BF16 (trains in bf16)", False: "no AMX-BF16 (trains in fp32)", None: None}[hw.cpu_bf16]
     extra = ", ".join(x for x in (hw.cpu_name, hw.cpu_vector and hw.cpu_vector.upper(),
                                   f"{hw.cpu_ghz:g} GHz" if hw.cpu_ghz else None, bf16) if x)
     con.print(f"CPU: {hw.cpu_cores} core(s)" + (f", {extra}" if extra else ""))

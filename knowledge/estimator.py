@@ -39,6 +39,7 @@ class EstimatorConstants:
     chars_per_token: float = 4.0
     cpu_step_overhead_s: float = 0.0
     cpu_update_ns_per_param: float = 0.0
+    cpu_bf16_speedup: float = 1.0
     gpu_tflops: dict[str, float] = field(default_factory=dict)
 
     def gpu_peak_tflops(self, name: str) -> tuple[float, bool]:
@@ -71,7 +72,7 @@ def load_estimator_constants() -> EstimatorConstants:
                            "cpu_data_bytes_per_token"))
     t = top.sub("time", ("mfu", "cpu_flops_per_cycle", "cpu_default_ghz", "cpu_extra_core_efficiency",
                          "method_speed_factor", "chars_per_token", "cpu_step_overhead_s",
-                         "cpu_update_ns_per_param"))
+                         "cpu_update_ns_per_param", "cpu_bf16_speedup"))
     g = top.sub("gpus")
     heap_r = m.sub("cpu_heap_retention", ("default", *RUNNABLE_METHODS))
     heap = {str(key): heap_r.get(str(key), float) for key in heap_r.data}
@@ -99,6 +100,7 @@ def load_estimator_constants() -> EstimatorConstants:
         chars_per_token=t.get("chars_per_token", float), gpu_tflops=gpus,
         cpu_step_overhead_s=t.get("cpu_step_overhead_s", float),
         cpu_update_ns_per_param=t.get("cpu_update_ns_per_param", float),
+        cpu_bf16_speedup=t.get("cpu_bf16_speedup", float),
         cpu_heap_retention=heap, cpu_heap_max_block_mb=m.get("cpu_heap_max_block_mb", float),
         cpu_runtime_overhead_gb=m.get("cpu_runtime_overhead_gb", float),
         cpu_process_baseline_gb=m.get("cpu_process_baseline_gb", float),

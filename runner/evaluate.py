@@ -123,7 +123,10 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
     say(f"base model: generating for {len(prompts)} test examples")
     base = load_model(plan.model.name_or_path, device=device, method="lora", bits=None,
                       trust_remote_code=plan.model.trust_remote_code).eval()
-    settings = decoding(base, tokenizer, max_new, plan.seed)
+    from runner.model import compute_dtype_name
+
+    settings = decoding(base, tokenizer, max_new, plan.seed,
+                        trained_in=compute_dtype_name(device, plan.hyperparameters.get("precision")))
     quality("base", base)
     if card.full_model:
         say("tuned model: generating for the same examples")

@@ -22,12 +22,18 @@ def select_device() -> str:
     return "cpu"
 
 
-def compute_dtype_name(device: str) -> str:
-    """bf16 on GPUs that support it, fp16 on older CUDA GPUs, fp32 on the CPU and MPS."""
+def compute_dtype_name(device: str, precision: str | None = None) -> str:
+    """The dtype training computes in. CUDA: bf16 where the GPU supports it, else fp16 (fp32 when the plan says
+    so). The CPU: bf16 when the plan says so (the recommendation chooses it where the CPU has bf16 units: the
+    Trainer's autocast, weights kept in fp32), else fp32. MPS: fp32."""
     import torch
 
     if device == "cuda":
+        if precision == "fp32":
+            return "float32"
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "cpu" and precision == "bf16":
+        return "bfloat16"
     return "float32"
 
 

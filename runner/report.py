@@ -226,7 +226,9 @@ def decoding_sentence(report: Report) -> str:
     return (f"{d['strategy']} (do_sample {d['do_sample']}, num_beams {d['num_beams']}, repetition_penalty "
             f"{d['repetition_penalty']:g}, no_repeat_ngram_size {d['no_repeat_ngram_size']}), at most "
             f"{d['max_new_tokens']} new tokens, stopping at the model's end tokens {d['end_token_ids']}; seed "
-            f"{d['seed']}. Nothing is taken from the model's own generation config.")
+            f"{d['seed']}; weights in {d.get('dtype', 'their stored dtype')}"
+            + (f" ({d['dtype_note']})" if d.get("dtype_note") else "")
+            + ". Nothing is taken from the model's own generation config.")
 
 
 def scorecard_rows(report: Report) -> list[tuple[str, str, str, str]]:

@@ -251,7 +251,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
     device = select_device()
     if world > 1 and device == "cuda":
         torch.cuda.set_device(local_rank)  # one GPU a process
-    dtype = compute_dtype_name(device)
+    dtype = compute_dtype_name(device, hp.get("precision"))
     counts = prepare_splits(plan, run)
     events.emit("phase", phase="data", **counts)
     tokenizer = load_tokenizer(plan.model.name_or_path, plan.model.trust_remote_code)

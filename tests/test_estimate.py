@@ -221,3 +221,17 @@ def test_cpu_time_counts_validation_fixed_costs_and_masked_attention(tiny: Model
     assert masked.flops - plain.flops == pytest.approx(1000 * 3 * 2 * 2 * 10 * 64)  # twice the causal half-square
     gpu = estimate_time(tiny, EstimateConfig("full", seq_len=10), tokens=1000, steps=10, optimizer_steps=5)
     assert gpu.seconds == pytest.approx(estimate_time(tiny, EstimateConfig("full", seq_len=10), tokens=1000).seconds)
+
+
+def test_bf16_on_the_cpu_halves_the_activations_and_speeds_the_estimate(tiny: ModelProfile) -> None:
+    """Autocast on a CPU with bf16 units: weights stay fp32, activations are bf16, the step is faster by the
+    measured factor (knowledge/estimator.yaml cpu_bf16_speedup)."""
+    fp32 = EstimateConfig("lora", batch_size=8, seq_len=64, device="cpu")
+    bf16 = EstimateConfig("lora", batch_size=8, seq_len=64, device="cpu", cpu_bf16=True)
+    a, b = estimate_memory(tiny, fp32), estimate_memory(tiny, bf16)
+    assert a.detail["weights_unquantized"] + a.detail["weights_quantized_or_blocks"] == \
+        b.detail["weights_unquantized"] + b.detail["weights_quantized_or_blocks"]
+    assert b.detail["block_activations"] < a.detail["block_activations"]
+    ta = estimate_time(tiny, fp32, tokens=10_000, cpu_cores=2)
+    tb = estimate_time(tiny, bf16, tokens=10_000, cpu_cores=2)
+    assert tb.flops_per_s == pytest.approx(ta.flops_per_s * 1.8) and "in bf16" in tb.basis

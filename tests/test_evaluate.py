@@ -123,6 +123,7 @@ def test_the_report_holds_statistics_scorecard_and_verdict(trained: Path) -> Non
     assert all(speed[k]["rounds"] == 3 and speed[k]["lowest"] <= speed[k]["tokens_per_s"] <= speed[k]["highest"]
                for k in ("base", "tuned", "tuned_merged"))
     assert report.decoding["repetition_penalty"] == 1.0 and report.decoding["end_token_ids"]
+    assert report.decoding["dtype"] == "float32" and report.decoding["dtype_note"] is None  # trained in fp32 too
     assert report.direction == report.metrics[report.primary_metric]["direction"]
     card = report.scorecard
     assert set(card["dimensions"]) == {"task", "general", "speed", "resources", "deployment"}

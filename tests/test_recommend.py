@@ -306,3 +306,29 @@ def _profile(name: str) -> Any:
     from advisor.model_profile import profile_model
 
     return profile_model(name, allow_network=False)
+
+
+@pytest.mark.parametrize(("bf16", "method", "expected"), [(True, "lora", "bf16"), (False, "lora", "fp32"),
+                                                          (True, "qlora", "fp32"), (None, "lora", "fp32")])
+def test_the_cpu_trains_in_bf16_only_where_it_has_bf16_units(bf16: bool | None, method: str, expected: str) -> None:
+    from advisor.hardware import Hardware
+    from advisor.settings import precision_for
+
+    assert precision_for(method, "cpu", Hardware(cpu_cores=2, cpu_bf16=bf16)) == expected
+
+
+def test_precision_follows_the_hardware_and_the_answers_override_it() -> None:
+    from dataclasses import replace
+
+    raw = answers("style", "HuggingFaceTB/SmolLM2-135M-Instruct", None, 800, overrides={"method": "lora"})
+    inputs = gather_inputs(answers_from_dict(raw), detect=False, allow_network=False)
+    with_units = recommend(replace(inputs, hardware=replace(inputs.hardware, cpu_bf16=True, cpu_cores=2)))
+    without = recommend(replace(inputs, hardware=replace(inputs.hardware, cpu_bf16=False, cpu_cores=2)))
+    assert with_units.hyperparameters["precision"] == "bf16" and without.hyperparameters["precision"] == "fp32"
+    assert with_units.time["seconds"] < without.time["seconds"]
+    assert with_units.memory["detail"]["block_activations"] < without.memory["detail"]["block_activations"]
+    forced = recommend(replace(gather_inputs(answers_from_dict({**raw, "overrides": {"method": "lora",
+                                                                                      "precision": "fp32"}}),
+                                             detect=False, allow_network=False),
+                               hardware=replace(inputs.hardware, cpu_bf16=True, cpu_cores=2)))
+    assert forced.hyperparameters["precision"] == "fp32"
