@@ -198,7 +198,7 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
                        "the address of machine 0 that the others reach, for example 10.0.0.5:29500")
         hardware = HardwareAnswers(gpus=gpus, ram_gb=h.number("ram_gb", low=0.5), nodes=nodes, main_address=address)
 
-    seed = c.number("seed", integer=True, low=0)
+    seed = c.number("seed", integer=True, low=0, high=2**32 - 1)  # numpy's and the Trainer's seed range
     overrides = _check_overrides(c.sub("overrides", tuple(OVERRIDE_KEYS), optional=True))
     return Answers(
         goal=str(goal), model=model, data=data, evaluation=evaluation, seed=0 if seed is None else seed,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -41,6 +42,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from advisor.estimate import EstimateConfig, estimate_memory, estimate_time
     from advisor.model_profile import profile_model
 
+    if args.params_b is not None and not (math.isfinite(args.params_b) and 0.001 <= args.params_b <= 2000):
+        raise InputError(f"must be a size in billions from 0.001 to 2000, got {args.params_b}", key="--params-b",
+                         hint="for example --params-b 7 for a 7B model")
     try:
         model = profile_model(args.model, args.params_b, allow_network=not args.offline)
     except InputError as exc:

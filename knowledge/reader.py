@@ -3,6 +3,8 @@ values by key, and errors that name the file, the key path and, when known, its 
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -14,6 +16,15 @@ __all__ = ["Reader", "SAFE_LOADER", "describe", "key_lines", "parse_yaml", "read
 
 #: The C-accelerated safe loader when PyYAML has it; it builds only plain Python objects, like safe_load.
 SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+#: A number written in decimal or scientific notation (1e-4, 2.5E3, -3).
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+#: Bounds on what the YAML reader accepts (answers files are a few hundred bytes; knowledge files a few KB):
+#: the text's size, the nodes after expanding aliases, and the nesting depth. Beyond them it is refused before
+#: anything is built, so an alias bomb or a deep nest costs milliseconds, not minutes and gigabytes.
+MAX_YAML_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
 
 _NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number",
           bool: "true/false", type(None): "nothing"}
@@ -136,9 +147,15 @@ class Reader:
         if self.data.get(key) is None:
             return None
         value = self.data[key]
+        if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string; it is the number a user meant
+            if integer and value.is_integer():
+                value = int(value)
         ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok:
             self.fail(f"must be {'an integer' if integer else 'a number'}, got {describe(value)}", key)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.fail(f"must be a finite number, got {value}", key, "write a plain number (not .nan or .inf)")
         if (low is not None and value < low) or (high is not None and value > high):
             bounds = f"from {low:g}" + (f" to {high:g}" if high is not None else " up")
             self.fail(f"{value} is out of range", key, f"allowed: {bounds}")
@@ -169,23 +186,79 @@ def key_lines(text: str) -> dict[str, int]:
                 walk(item, key)
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = yaml.compose(text, Loader=SAFE_LOADER)
+    except (yaml.YAMLError, RecursionError):
         return lines
     if root is not None:
         walk(root, "")
     return lines
 
 
+def _check_nodes(root: yaml.Node, file: str, error: type[InputError]) -> None:
+    """Refuse recursive aliases, documents that expand past MAX_YAML_NODES or nest past MAX_YAML_DEPTH, and
+    duplicate keys in a mapping, naming the line. Sizes are memoized per node, so shared (aliased) nodes are
+    counted as expanded without being expanded."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def fail(message: str, node: yaml.Node, hint: str) -> NoReturn:
+        raise error(message, file=file, line=node.start_mark.line + 1, hint=hint)
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            fail("a recursive alias (an anchor used inside itself)", node, "write the values out")
+        if depth > MAX_YAML_DEPTH:
+            fail(f"nested deeper than {MAX_YAML_DEPTH} levels", node, "flatten the structure")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        fail(f"duplicate key {k.value!r} (first on line {seen[k.value]})", k,
+                             "keep one of them: the file would otherwise silently use the last")
+                    seen[k.value] = k.start_mark.line + 1
+                total += size(k, depth + 1) + size(v, depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item, depth + 1)
+                if total > MAX_YAML_NODES:
+                    break
+        if total > MAX_YAML_NODES:
+            fail(f"expands to more than {MAX_YAML_NODES:,} values (aliases included)", node,
+                 "an answers file needs a few dozen; remove the repeated aliases")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
 def parse_yaml(text: str, *, file: str, error: type[InputError] = InputError) -> Any:
-    """The parsed document (safe loading only); a syntax error names the file and line."""
+    """The parsed document (safe loading only); a syntax error names the file and line. Bounded: see
+    MAX_YAML_BYTES, MAX_YAML_NODES, MAX_YAML_DEPTH; duplicate keys are refused."""
+    if len(text) > MAX_YAML_BYTES:
+        raise error(f"{len(text):,} characters: larger than any answers or knowledge file needs "
+                    f"(at most {MAX_YAML_BYTES:,})", file=file, hint="is this the right file?")
     try:
+        root = yaml.compose(text, Loader=SAFE_LOADER)
+        if root is None:
+            return None
+        _check_nodes(root, file, error)
         return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise error(f"not valid YAML: {problem}", file=file, line=mark.line + 1 if mark else None,
                     hint="check the indentation and quoting on that line") from None
+    except RecursionError:
+        raise error("nested too deeply to read", file=file, hint="flatten the structure") from None
 
 
 def read_yaml_file(path: Path, *, error: type[InputError] = InputError) -> tuple[Any, dict[str, int]]:

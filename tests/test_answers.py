@@ -175,3 +175,32 @@ def test_saving_elsewhere_keeps_relative_data_paths_pointing_at_the_same_files(t
     moved = load_answers(save_answers(a, tmp_path / "elsewhere" / "answers.yaml"))
     assert moved.data.path is not None
     assert moved.resolve(moved.data.path) == tmp_path / "project" / "data" / "train.jsonl"
+
+
+def test_scientific_notation_is_a_number_and_nan_or_inf_are_refused(tmp_path: Path) -> None:
+    """YAML 1.1 reads `1e-4` as a string; it is the learning rate the user meant. NaN and infinity pass every
+    range check, so they are refused by name (they crashed the worker or the output before)."""
+    sci = load_answers(write(tmp_path, GOOD.replace("learning_rate: 0.0002", "learning_rate: 1e-4")))
+    assert sci.overrides["learning_rate"] == 1e-4
+    for edit, key in (("learning_rate: 0.0002", "learning_rate: .nan"), ("ram_gb: 64", "ram_gb: .inf"),
+                      ("seed: 3", "seed: 99999999999999")):
+        with pytest.raises(InputError) as err:
+            load_answers(write(tmp_path, GOOD.replace(edit, key)))
+        assert err.value.line is not None and err.value.key is not None
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (GOOD + "goal: style\n", "duplicate key 'goal' (first on line 2)"),
+    ("a: &a [*a]\n" + GOOD, "recursive alias"),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n" for i in range(8)) + GOOD,
+     "expands to more than 100,000 values"),
+    (GOOD + "x: " + "[" * 100_000 + "]" * 100_000 + "\n", "nest"),
+])
+def test_duplicate_keys_alias_bombs_and_deep_nesting_are_refused_before_anything_is_built(
+        tmp_path: Path, text: str, message: str) -> None:
+    """Nine levels of nine aliases ran past 100 s and 7 GB; a recursive alias ended in a RecursionError; the
+    last of two equal keys silently won."""
+    with pytest.raises(InputError) as err:
+        load_answers(write(tmp_path, text))
+    assert message in str(err.value)

@@ -55,6 +55,9 @@ def test_missing_answers_file_and_bad_arguments_exit_2(tmp_path: Path) -> None:
     bad_arg = cli("estimate", "--model", "gpt2", "--method", "magic")
     assert bad_arg.returncode == 2 and "invalid choice" in bad_arg.stderr
     assert cli("estimate", "--model", "gpt2", "--method", "lora", "--batch-size", "0").returncode == 2
+    for size in ("nan", "inf", "0", "-1"):  # each crashed with a traceback before
+        bad_size = cli("estimate", "--model", "gpt2", "--method", "lora", f"--params-b={size}", "--offline")
+        assert bad_size.returncode == 2 and "--params-b" in bad_size.stderr and "Traceback" not in bad_size.stderr
 
 
 def test_estimate_json_and_an_impossible_configuration(tmp_path: Path) -> None:
