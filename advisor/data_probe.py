@@ -12,7 +12,7 @@ from typing import Any
 from advisor.token_counts import token_counter
 from knowledge.errors import InputError
 from knowledge.ids import LAYOUTS
-from runner.records import Problem, extract_example, fact_key, layout_of, normalized, open_records
+from runner.records import Problem, check_data_file, extract_example, fact_key, layout_of, normalized, open_records
 
 __all__ = ["DataProfile", "LengthStats", "find_overlap", "probe_file"]
 
@@ -113,12 +113,8 @@ def probe_file(path: str | Path, *, layout: str | None = None, tokenizer: str | 
                group_by: str | None = None) -> DataProfile:
     """Profile one dataset file, streaming it. Raises InputError when it cannot be read at all. Facts are
     counted by answer, or by the `group_by` field when one is named (knowledge: data.group_by)."""
-    p = Path(path)
+    p = check_data_file(path)
     name = str(path)
-    if not p.exists():
-        raise InputError("no such file", file=name, hint="check the path")
-    if p.is_dir():
-        raise InputError("is a folder; give a data file", file=name, hint=".jsonl, .json, .csv or .parquet")
     if layout is not None and layout not in LAYOUTS:
         raise InputError(f"unknown layout {layout!r}", key="format", hint=f"one of: {', '.join(LAYOUTS)}")
     if p.stat().st_size == 0:

@@ -84,10 +84,37 @@ def _jsonl_records(path: Path) -> Iterator[Record]:
                 yield number, Problem("not_utf8", f"bytes that are not UTF-8 at column {exc.start + 1}; "
                                       "re-save the file as UTF-8", number)
                 continue
-            try:
-                yield number, json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield number, Problem("broken_json", f"not valid JSON: {exc.msg} at column {exc.colno}", number)
+            yield number, _parse_line(text, number)
+
+
+def _parse_json(text: str) -> Any:
+    """json.loads, with what it raises besides JSONDecodeError turned into ValueError with a plain message:
+    nesting too deep for the parser, integers over Python's digit limit, lone UTF-16 surrogates (which no
+    later step can encode)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply (more than about 1,000 levels)") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise ValueError(f"a number too long to read ({str(exc).split(':')[0]})") from None
+    if "\\ud" in text.lower():  # a \uD800-\uDFFF escape: check that the strings are valid text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"a lone UTF-16 surrogate ({text[exc.start:exc.start + 6] or 'escape'}); "
+                             "write the character itself or a valid pair") from None
+    return value
+
+
+def _parse_line(text: str, number: int) -> Any:
+    try:
+        return _parse_json(text)
+    except json.JSONDecodeError as exc:
+        return Problem("broken_json", f"not valid JSON: {exc.msg} at column {exc.colno}", number)
+    except ValueError as exc:
+        return Problem("broken_json", f"cannot be read: {exc}", number)
 
 
 def _json_records(path: Path, note: Callable[[Problem], None]) -> Iterator[Record]:
@@ -99,8 +126,13 @@ def _json_records(path: Path, note: Callable[[Problem], None]) -> Iterator[Recor
         raise InputError(f"bytes that are not UTF-8 at line {line}", file=str(path), line=line,
                          hint="re-save the file as UTF-8") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = _parse_json(text)
+    except ValueError as exc:
+        if not isinstance(exc, json.JSONDecodeError):
+            raise InputError(f"cannot be read: {exc}", file=str(path)) from None
+        if path.suffix.lower() == ".jsonl" and "\n" in text.strip():  # JSON Lines whose first line is not an object
+            yield from _jsonl_records(path)
+            return
         if text.lstrip().startswith("{") and "\n" in text.strip():
             note(Problem("container", "this .json file holds one JSON object per line (JSON Lines); "
                                 "it is read as such, but naming it .jsonl avoids surprises", None, "warning"))
@@ -108,6 +140,9 @@ def _json_records(path: Path, note: Callable[[Problem], None]) -> Iterator[Recor
             return
         raise InputError(f"not valid JSON: {exc.msg}", file=str(path), line=exc.lineno,
                          hint="fix that line, or write one JSON object per line as .jsonl") from None
+    if path.suffix.lower() == ".jsonl":
+        note(Problem("container", "this file is one JSON array, not JSON Lines; it is read as JSON, but name it "
+                     ".json or write one object per line", None, "warning"))
     if isinstance(data, dict):
         lists = [k for k, v in data.items() if isinstance(v, list)]
         if len(lists) == 1:  # {"data": [...]} wrappers, common in exported sets
@@ -268,19 +303,38 @@ def _string(record: dict[str, Any], key: str, optional: bool = False) -> str:
     return value
 
 
+def check_data_file(path: str | Path) -> Path:
+    """The path, when it names a regular file that can be read; else InputError saying what it is instead (no
+    such file, a symlink loop, a name too long, a folder, a pipe or a device, no permission)."""
+    p = Path(path)
+    try:
+        p.stat()
+    except OSError as exc:  # ELOOP (a symlink loop), ENAMETOOLONG, EACCES on a folder above
+        if isinstance(exc, FileNotFoundError) and not p.is_symlink():
+            raise InputError("no such file", file=str(path), hint="check the path") from None
+        raise InputError(f"cannot be opened: {exc.strerror}", file=str(path)) from None
+    if p.is_dir():
+        raise InputError("is a folder; give a data file", file=str(path), hint=".jsonl, .json, .csv or .parquet")
+    if not p.is_file():
+        raise InputError("is not a regular file (a pipe or a device)", file=str(path),
+                         hint="save the data to a file: .jsonl, .json, .csv or .parquet")
+    try:
+        with p.open("rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}", file=str(path), hint="check its permissions") from None
+    return p
+
+
 def open_records(path: str | Path, note: Callable[[Problem], None] | None = None) -> tuple[str, Iterator[Record]]:
     """The file's container (jsonl, json, csv, parquet) and its (line, record) pairs, streamed; a record that
     cannot be read comes as a Problem. `note` receives warnings about the file itself (a .jsonl that holds one
     JSON array is read as JSON)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("no such file" if not p.exists() else "is not a file", file=str(path))
+    p = check_data_file(path)
     notes = note or (lambda problem: None)
     container = _container(p)
     if container == "jsonl" and _head(p).startswith(b"["):
-        notes(Problem("container", "this file is one JSON array, not JSON Lines; it is read as JSON, but name it "
-                      ".json or write one object per line", None, "warning"))
-        container = "json"
+        container = "json"  # one JSON array (noted when it reads as one), or JSON Lines whose first line is a list
     records = {
         "jsonl": lambda: _jsonl_records(p), "json": lambda: _json_records(p, notes),
         "csv": lambda: _csv_records(p), "parquet": lambda: _parquet_records(p),

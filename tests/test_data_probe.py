@@ -205,3 +205,40 @@ def test_a_compressed_file_is_named_for_what_it_is(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(b'{"text": "x"}\n'))
     with pytest.raises(InputError, match="gzip-compressed: decompress it first"):
         probe_file(path)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "nested too deeply"),
+    ('{"instruction": "x", "output": ' + "9" * 5000 + "}\n", "a number too long to read"),
+    ('{"instruction": "\\ud800", "output": "y"}\n', "lone UTF-16 surrogate"),
+])
+def test_lines_json_cannot_hold_are_reported_by_line_not_a_traceback(tmp_path: Path, content: str,
+                                                                     message: str) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_text(content + '{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    profile = probe_file(path)
+    assert profile.examples == 1
+    assert any(p.line == 1 and message in p.message for p in profile.problems), profile.problems
+
+
+def test_a_jsonl_whose_first_line_is_a_list_names_each_line(tmp_path: Path) -> None:
+    """It was read as one JSON array and reported as 'line 2: Extra data'."""
+    path = tmp_path / "d.jsonl"
+    path.write_text('[1, 2]\n"str"\n{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    profile = probe_file(path)
+    lines = {p.line: p.message for p in profile.problems}
+    assert "got list" in lines[1] and "got str" in lines[2] and profile.examples == 1
+
+
+def test_pipes_symlink_loops_and_long_names_are_named_for_what_they_are(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.jsonl"
+    loop.symlink_to(loop)
+    for path, message in ((fifo, "not a regular file"), (loop, "symbolic links"),
+                          (tmp_path / ("x" * 300 + ".jsonl"), "too long")):
+        with pytest.raises(InputError) as err:
+            probe_file(path)
+        assert message in str(err.value), str(err.value)
