@@ -24,6 +24,7 @@ from advisor.recommend import Recommendation, gather_inputs, recommend
 from knowledge.errors import InputError
 from runner.builtin_models import builtin_model, ensure_builtin
 from runner.distributed import is_distributed, launch_summary, write_launch_files
+from runner.events import read_events
 from runner.launch import start_worker, wait_for_exit_after_done
 from runner.plan import Plan
 from runner.rundir import RunDir, create_run_dir, open_run_dir
@@ -108,6 +109,11 @@ def resume_run(path: str | Path) -> StartedRun:
     if run.worker_alive():
         raise InputError("this run is still training", file=str(path),
                          hint=f"follow it with: finetune-advisor attach {path}")
+    finished = [e for e in read_events(run.events) if e.get("kind") == "done" and e.get("status") == "done"]
+    if finished:
+        raise InputError("this run finished training: there is nothing to resume, and resuming would train its "
+                         "saved model again", file=str(path),
+                         hint=f"evaluate it: finetune-advisor evaluate {path}; or train a new run with its answers")
     run.stop_request.unlink(missing_ok=True)
     plan = run.read_plan()
     proc = start_worker(run, resume=True)

@@ -12,16 +12,42 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from knowledge.errors import InputError
 from runner.data import prepare_splits
 from runner.distributed import is_distributed, launch_commands
 from runner.events import follow_events
 from runner.rundir import RunDir, open_run_dir
 
-__all__ = ["follow_run", "follow_with_stop", "request_stop", "start_worker", "wait_for_exit_after_done"]
+__all__ = ["follow_run", "follow_with_stop", "lock_run", "request_stop", "start_worker", "wait_for_exit_after_done"]
+
+
+def lock_run(run: RunDir) -> int:
+    """An exclusive lock on the run directory (flock on run.lock), as an open file descriptor; InputError when
+    another process holds it. The training process inherits the descriptor, so the lock lasts as long as it
+    trains and ends with it, however it ends."""
+    import fcntl
+
+    fd = os.open(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise InputError("another process is training in this run directory", file=str(run.path),
+                         hint=f"follow it with: finetune-advisor attach {run.path}") from None
+    return fd
 
 
 def start_worker(run: RunDir, *, resume: bool = False) -> subprocess.Popen[bytes]:
-    """The training process, in a session of its own (a closed terminal or SSH connection does not stop it)."""
+    """The training process, in a session of its own (a closed terminal or SSH connection does not stop it),
+    holding the run directory's lock."""
+    lock = lock_run(run)
+    try:
+        return _start(run, resume, lock)
+    finally:
+        os.close(lock)  # the training process keeps its inherited copy, and with it the lock
+
+
+def _start(run: RunDir, resume: bool, lock: int) -> subprocess.Popen[bytes]:
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -35,7 +61,7 @@ def start_worker(run: RunDir, *, resume: bool = False) -> subprocess.Popen[bytes
         cmd = [sys.executable, "-m", "runner.worker", str(run.path)] + (["--resume"] if resume else [])
     log = run.log.open("ab")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+                            start_new_session=True, pass_fds=(lock,))
     log.close()
     run.pid.write_text(f"{proc.pid}\n")
     return proc

@@ -110,6 +110,11 @@ class RunDir:
         return self.path / "export.log"
 
     @property
+    def lock(self) -> Path:
+        """Held (flock) by the training process while it trains: one training process a run directory."""
+        return self.path / "train.lock"
+
+    @property
     def stop_request(self) -> Path:
         """Creating this file asks the training process to checkpoint and stop (the TUI's Stop action)."""
         return self.path / "STOP"

@@ -83,6 +83,12 @@ def test_train_writes_the_run_directory_and_follows_to_the_end(tmp_path: Path, m
     assert {"step", "epoch", "loss", "learning_rate", "tokens_per_s", "memory_gb"} <= set(step)
     again = cli("attach", str(run.path), cwd=tmp_path)
     assert again.returncode == 0 and "done after 6 steps" in again.stdout
+    # resuming a finished run would train its saved model again (or, without checkpoints, from scratch over it)
+    adapter = (run.path / "adapter" / "adapter_model.safetensors").read_bytes()
+    resumed = cli("train", "--resume", str(run.path), cwd=tmp_path)
+    assert resumed.returncode == 2 and "finished training" in resumed.stderr and "evaluate" in resumed.stderr
+    assert [e["kind"] for e in read_events(run.events)].count("done") == 1
+    assert (run.path / "adapter" / "adapter_model.safetensors").read_bytes() == adapter
 
 
 def test_the_split_is_seeded_and_saved(tmp_path: Path, model: Path, data: Path) -> None:
@@ -138,6 +144,15 @@ def test_a_stop_request_checkpoints_and_resume_continues(tmp_path: Path, model: 
     done = events[-1]
     assert done["status"] == "stopped" and done["exit_code"] == 0 and done["steps"] < 120
     assert Path(done["checkpoint"]).name == f"checkpoint-{done['steps']}"
+    from runner.launch import lock_run, wait_for_exit_after_done
+
+    wait_for_exit_after_done(run)  # the stopped process has written its last event; let it exit
+    held = lock_run(run)  # another process holding the run, as a second `train --resume` started together would
+    try:
+        second = cli("train", "--resume", str(run.path), cwd=tmp_path)
+        assert second.returncode == 2 and "another process is training" in second.stderr
+    finally:
+        os.close(held)
     assert cli("train", "--resume", str(run.path), cwd=tmp_path).returncode == 0
     assert read_events(run.events)[-1]["steps"] == 120
 
