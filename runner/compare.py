@@ -33,6 +33,14 @@ def compare_runs(run_dirs: list[str], *, progress: Any = None) -> dict[str, Any]
     if len(run_dirs) < 2:
         raise InputError("compare needs two or more run directories")
     runs = [open_run_dir(d) for d in run_dirs]
+    seen: dict[Path, str] = {}
+    for given, run in zip(run_dirs, runs, strict=True):
+        where = run.path.resolve()
+        if where in seen:
+            raise InputError(f"{given} is the same run as {seen[where]}: a run compared with itself tells nothing "
+                             "and widens the correction for the others", file=given,
+                             hint="name each run directory once")
+        seen[where] = given
     digests = {str(r.path): _split_digest(r) for r in runs}
     if len(set(digests.values())) > 1:
         first = str(runs[0].path)

@@ -124,7 +124,14 @@ class RunDir:
 
     def read_json(self, path: Path) -> dict[str, Any]:
         """One of the run's JSON files (recommendation.json, report.json) as a mapping."""
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read it: {exc}", file=str(path),
+                             hint="the run directory is damaged; evaluate it again, or start a new run") from None
+        if not isinstance(data, dict):
+            raise InputError(f"must be a JSON object, got {type(data).__name__}", file=str(path),
+                             hint="the run directory is damaged; evaluate it again, or start a new run")
         return data
 
     def worker_alive(self) -> bool:
@@ -154,7 +161,14 @@ def _short(name: str) -> str:
 def create_run_dir(runs_dir: str | Path, method: str, model_name: str) -> RunDir:
     """A new, empty run directory; an existing one is never reused."""
     root = Path(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a file above it, no permission
+        raise InputError(f"cannot create the runs folder: {exc.strerror}", file=str(root), key="--runs-dir",
+                         hint="give a folder you can write to (it is created when missing)") from None
+    if not root.is_dir():
+        raise InputError("is a file, not a folder", file=str(root), key="--runs-dir",
+                         hint="give a folder for the runs (it is created when missing)")
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     base = f"{stamp}-{method}-{_short(model_name)}"
     for n in range(1, 1000):
@@ -163,6 +177,9 @@ def create_run_dir(runs_dir: str | Path, method: str, model_name: str) -> RunDir
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise InputError(f"cannot create a run directory in it: {exc.strerror}", file=str(root),
+                             key="--runs-dir", hint="give a folder you can write to") from None
         return RunDir(path)
     raise RuntimeError(f"could not create a new run directory under {root}")
 

@@ -141,3 +141,27 @@ def test_a_test_file_that_overlaps_the_training_data_is_refused_before_a_run(tmp
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "30 example(s)" in result.stderr and "data.test_path" in result.stderr and "remove those" in result.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_runs_dir_that_is_a_file_or_under_one_is_refused_by_name(tmp_path: Path) -> None:
+    from knowledge.errors import InputError
+    from runner.rundir import create_run_dir
+
+    afile = tmp_path / "runs.txt"
+    afile.write_text("not a folder")
+    for where in (afile, afile / "runs"):
+        with pytest.raises(InputError) as err:
+            create_run_dir(where, "lora", "gpt2")
+        assert err.value.key == "--runs-dir" and str(where) in str(err.value)
+
+
+def test_a_damaged_report_or_recommendation_is_named_not_a_traceback(tmp_path: Path) -> None:
+    from knowledge.errors import InputError
+    from runner.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    for content in ("", "[1, 2]", "{not json"):
+        (tmp_path / "report.json").write_text(content)
+        with pytest.raises(InputError) as err:
+            run.read_json(tmp_path / "report.json")
+        assert "report.json" in str(err.value) and "damaged" in str(err.value)

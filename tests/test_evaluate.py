@@ -169,6 +169,8 @@ def test_compare_runs_on_the_same_split_and_refuse_different_ones(tmp_path: Path
     assert run_training(other) == 0
     with pytest.raises(InputError, match="tested on different examples"):
         compare_runs([runs[0], str(other.path)])
+    with pytest.raises(InputError, match="the same run as"):  # it inflated Holm's family before
+        compare_runs([runs[0], runs[0] + "/"])
 
 
 def test_evaluate_json_prints_only_json(trained: Path) -> None:
