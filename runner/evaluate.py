@@ -29,7 +29,7 @@ from runner.metrics import BINARY, METRICS, score
 from runner.plot import write_loss_png
 from runner.power import p_text, smallest_difference
 from runner.report import Report, write_report
-from runner.rundir import RunDir, open_run_dir
+from runner.rundir import RunDir, open_run_dir, saved_model_intact
 from runner.scorecard import ScorecardInputs, build_scorecard
 from runner.stats import explain, paired_binary, paired_continuous
 
@@ -227,6 +227,9 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     if not artifact.is_dir():
         raise InputError("the run has no trained model yet", file=str(run.path),
                          hint=f"finish it first: finetune-advisor train --resume {run.path}")
+    if not saved_model_intact(artifact):
+        raise InputError("the saved model is incomplete: its save was interrupted", file=str(artifact),
+                         hint=f"save it again from the last checkpoint: finetune-advisor train --resume {run.path}")
     test_rows = read_split(run, "test")
     if not test_rows:
         raise InputError("the run's test split is empty", file=str(run.split("test")),

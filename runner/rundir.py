@@ -153,6 +153,30 @@ class RunDir:
             return True
 
 
+def safetensors_intact(path: Path) -> bool:
+    """Whether a .safetensors file is whole: its header parses and its size is the header's end of data (a file
+    cut short by a full disk or a kill during the save is not)."""
+    try:
+        with path.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if size <= 0 or size > 100_000_000:
+                return False
+            header = json.loads(f.read(size))
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size == 8 + size + end
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def saved_model_intact(folder: Path) -> bool:
+    """Whether a saved model or adapter folder is whole: its config and every weights file (a kill -9 during
+    the final save leaves it empty or cut short)."""
+    if not ((folder / "adapter_config.json").is_file() or (folder / "config.json").is_file()):
+        return False
+    weights = list(folder.glob("*.safetensors"))
+    return bool(weights) and all(safetensors_intact(f) for f in weights)
+
+
 def _short(name: str) -> str:
     base = name.rstrip("/").split("/")[-1] or "model"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", base)[:40]

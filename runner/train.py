@@ -6,6 +6,7 @@ run_training() is what the training process (runner.worker) runs. It returns the
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -20,7 +21,7 @@ from runner.data import encode_rows, prepare_splits, read_split
 from runner.distributed import process_rank
 from runner.events import EventLog
 from runner.plan import Plan
-from runner.rundir import RunDir
+from runner.rundir import RunDir, safetensors_intact
 
 __all__ = ["StopFlag", "last_complete_checkpoint", "oom_advice", "run_training"]
 
@@ -37,19 +38,32 @@ class StopFlag:
         return self.requested or self.run.stop_request.exists()
 
 
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint-N whose trainer state was written (a kill -9 during a save leaves a partial one)."""
+def _checkpoint_complete(path: Path) -> bool:
+    try:
+        json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return all(safetensors_intact(f) for f in path.glob("*.safetensors"))
+
+
+def last_complete_checkpoint(folder: Path, skipped: list[str] | None = None) -> Path | None:
+    """The newest checkpoint-N that is whole: its trainer state written and parseable, every safetensors file
+    intact (a kill -9 or a full disk during a save leaves a partial one). Newer damaged ones are named in
+    `skipped`."""
     if not folder.is_dir():
         return None
     found = []
     for path in folder.glob("checkpoint-*"):
         try:
-            step = int(path.name.split("-")[-1])
+            found.append((int(path.name.split("-")[-1]), path))
         except ValueError:
             continue
-        if (path / "trainer_state.json").is_file():
-            found.append((step, path))
-    return max(found)[1] if found else None
+    for _, path in sorted(found, reverse=True):
+        if _checkpoint_complete(path):
+            return path
+        if skipped is not None:
+            skipped.append(path.name)
+    return None
 
 
 def oom_advice(plan: Plan) -> str:
@@ -315,7 +329,11 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows or None,
         data_collator=_collator(tokenizer.pad_token_id, 8 if device == "cuda" else 1, packing),
         callbacks=[_callback(events, stop, device, counters)])
-    checkpoint = last_complete_checkpoint(run.checkpoints) if resume else None
+    skipped: list[str] = []
+    checkpoint = last_complete_checkpoint(run.checkpoints, skipped) if resume else None
+    if skipped:
+        events.emit("warning", message=f"damaged checkpoint(s) skipped: {', '.join(skipped)} (cut short or "
+                    f"unreadable); resuming from {checkpoint.name if checkpoint else 'the start'}")
     if resume and checkpoint is None:
         events.emit("warning", message="no complete checkpoint to resume from: training starts again")
     if checkpoint is not None:

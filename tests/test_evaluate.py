@@ -215,3 +215,17 @@ def test_a_full_fine_tune_is_timed_against_its_base_in_alternating_rounds(tmp_pa
     report = evaluate_run(run.path)
     assert report.speed["served"] == "tuned" and report.speed["against"] == "base"
     assert report.quantization is None and report.speed["ratio"]["range"][0] <= report.speed["ratio"]["ratio"]
+
+
+def test_a_save_cut_short_is_named_before_evaluation_loads_anything(tmp_path: Path) -> None:
+    """kill -9 during the final save left an empty adapter/ and evaluate crashed."""
+    from runner.evaluate import evaluate_run
+
+    model = build_tiny_model(tmp_path / "model", tiny_texts())
+    run = make_run(tmp_path, model, "lora", write_data(tmp_path / "d.jsonl", qa_rows()), max_steps=2)
+    assert run_training(run) == 0
+    weights = run.adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(InputError, match="incomplete") as err:
+        evaluate_run(run.path)
+    assert "train --resume" in str(err.value)

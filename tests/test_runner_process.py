@@ -342,3 +342,20 @@ def test_a_hub_model_that_cannot_be_fetched_is_refused_before_a_run_starts(tmp_p
     result = cli("train", "--answers", str(answers), cwd=tmp_path)
     assert result.returncode == 2 and "not downloaded here and cannot be fetched" in result.stderr
     assert time.time() - started < 30 and not (tmp_path / "runs").exists()
+
+
+def test_a_damaged_latest_checkpoint_is_skipped_for_the_newest_whole_one(tmp_path: Path) -> None:
+    """A full disk or a kill during the save cuts the newest checkpoint's weights short: resuming from it raised
+    a raw SafetensorError. The newest whole checkpoint is used instead, and the skipped one named."""
+    from runner.train import last_complete_checkpoint
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    whole = len(header).to_bytes(8, "little") + header + b"\x00" * 8
+    for step, weights, state in ((10, whole, "{}"), (20, whole[:-3], "{}"), (30, whole, "{trunc")):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(weights)
+        (folder / "trainer_state.json").write_text(state)
+    skipped: list[str] = []
+    assert last_complete_checkpoint(tmp_path, skipped) == tmp_path / "checkpoint-10"
+    assert skipped == ["checkpoint-30", "checkpoint-20"]
