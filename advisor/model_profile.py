@@ -142,18 +142,26 @@ def profile_from_config(config: dict[str, Any], *, name: str, source: str) -> Mo
             raise InputError(f"config.json has no usable {key}", file=name,
                              hint="is this a decoder language model? set model.params_b to estimate anyway")
     assert isinstance(hidden, int) and isinstance(layers, int) and isinstance(heads, int) and isinstance(vocab, int)
-    kv = _first(config, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+    def count(value: Any, key: str) -> Any:  # an optional shape: absent, or a positive whole number
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InputError(f"config.json: {key} must be a positive whole number, got {value!r}", file=name,
+                             key=key, hint="fix config.json, or set model.params_b to estimate from the size")
+        return value
+
+    kv = count(_first(config, "num_key_value_heads", "num_kv_heads", "n_head_kv"), "num_key_value_heads")
     if kv is None and config.get("multi_query"):
         kv = 1
-    head_dim = config.get("head_dim") or hidden // heads
-    ffn = _first(config, "intermediate_size", "n_inner", "ffn_dim") or 4 * hidden
+    head_dim = count(config.get("head_dim"), "head_dim") or hidden // heads
+    ffn = count(_first(config, "intermediate_size", "n_inner", "ffn_dim"), "intermediate_size") or 4 * hidden
     tied = config.get("tie_word_embeddings")
     if tied is None:  # transformers' PretrainedConfig default
         tied = True
-    experts = _first(config, "num_local_experts", "num_experts", "n_routed_experts") or 1
-    per_token = _first(config, "num_experts_per_tok", "moe_topk") or 1
+    experts = count(_first(config, "num_local_experts", "num_experts", "n_routed_experts"), "num_experts") or 1
+    per_token = count(_first(config, "num_experts_per_tok", "moe_topk"), "num_experts_per_tok") or 1
     if experts > 1:
-        ffn = _first(config, "moe_intermediate_size", "intermediate_size") or ffn
+        ffn = count(_first(config, "moe_intermediate_size", "intermediate_size"), "moe_intermediate_size") or ffn
         notes.append(f"mixture of experts: {experts} experts, {per_token} active per token")
     kinds = {"none": set(), "qkv": {"q", "k", "v", "qkv"}, "all": set(_ALL_KINDS)}[arch.bias]
     if config.get("attention_bias"):
@@ -164,7 +172,8 @@ def profile_from_config(config: dict[str, Any], *, name: str, source: str) -> Mo
         name=name, source=source, model_type=model_type, architecture=arch, hidden_size=hidden,
         num_layers=layers, num_heads=heads, num_kv_heads=int(kv or heads), head_dim=int(head_dim),
         ffn_size=int(ffn), vocab_size=vocab, tied_embeddings=bool(tied),
-        max_positions=_first(config, "max_position_embeddings", "n_positions", "max_sequence_length"),
+        max_positions=count(_first(config, "max_position_embeddings", "n_positions", "max_sequence_length"),
+                            "max_position_embeddings"),
         num_experts=int(experts), experts_per_token=int(per_token), bias_kinds=frozenset(kinds), notes=notes,
     )
 
@@ -209,8 +218,10 @@ def tokenizer_folder(location: str) -> Path | None:
 def _read_config(path: Path, name: str) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise InputError(f"config.json cannot be read: {exc}", file=str(path)) from None
+    except RecursionError:
+        raise InputError("config.json is nested too deeply to read", file=str(path)) from None
     if not isinstance(config, dict):
         raise InputError("config.json must hold a JSON object", file=str(path))
     return config

@@ -97,3 +97,18 @@ def test_any_model_config_is_read_or_refused(config: dict[str, Any]) -> None:
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "tokenizer.json").write_text("{}")
     _reads(lambda: profile_model(str(folder), allow_network=False))
+
+
+VALID_CONFIG = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 100}
+
+
+@SETTINGS
+@given(st.sampled_from(["num_key_value_heads", "intermediate_size", "head_dim", "max_position_embeddings",
+                        "num_experts", "num_experts_per_tok", "tie_word_embeddings", "text_config"]), values)
+def test_a_valid_config_with_any_one_field_changed_is_read_or_refused(key: str, value: Any) -> None:
+    """A string where a number belongs (head_dim, num_key_value_heads, intermediate_size) raised ValueError."""
+    folder = Path(tempfile.mkdtemp())
+    (folder / "config.json").write_text(json.dumps({**VALID_CONFIG, key: value}))
+    (folder / "tokenizer.json").write_text("{}")
+    _reads(lambda: profile_model(str(folder), allow_network=False))
