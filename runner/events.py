@@ -34,6 +34,22 @@ class EventLog:
         self.path = Path(path)
         self.write = write
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if write:
+            self._end_torn_line()
+
+    def _end_torn_line(self) -> None:
+        """A process killed mid-write (or a full disk) leaves a last line without its newline; the next event
+        would be glued to it and lost too. End it, so that only the torn event is skipped by readers."""
+        try:
+            with self.path.open("rb+") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() == 0:
+                    return
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+        except FileNotFoundError:
+            return
 
     def emit(self, kind: str, **fields: Any) -> dict[str, Any]:
         if kind not in KINDS:
@@ -42,7 +58,7 @@ class EventLog:
         if not self.write:
             return event
         line = json.dumps(event, ensure_ascii=False) + "\n"
-        with self.path.open("a", encoding="utf-8") as f:
+        with self.path.open("a", encoding="utf-8", errors="replace") as f:
             f.write(line)
             f.flush()
             if kind in ("error", "done"):
@@ -90,7 +106,7 @@ def follow_events(path: str | Path, *, poll_s: float = 0.25, alive: Any = None) 
         for line in lines:
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError:
+            except ValueError:  # a torn line, or bytes that are not UTF-8 (UnicodeDecodeError)
                 continue
             if isinstance(event, dict):
                 out.append(event)

@@ -359,3 +359,19 @@ def test_a_damaged_latest_checkpoint_is_skipped_for_the_newest_whole_one(tmp_pat
     skipped: list[str] = []
     assert last_complete_checkpoint(tmp_path, skipped) == tmp_path / "checkpoint-10"
     assert skipped == ["checkpoint-30", "checkpoint-20"]
+
+
+def test_a_torn_last_event_is_skipped_and_never_glued_to_the_next(tmp_path: Path) -> None:
+    """A process killed mid-write (or a full disk) left half a line; the resumed run's first event was
+    appended to it and lost with it. Bytes that are not UTF-8 do not stop the readers either."""
+    from runner.events import EventLog
+
+    path = tmp_path / "events.jsonl"
+    EventLog(path).emit("phase", phase="train")
+    with path.open("ab") as f:
+        f.write(b'{"t": 1, "kind": "step", "st\\xff')
+    EventLog(path).emit("phase", phase="resume")
+    assert [e.get("phase") for e in read_events(path)] == ["train", "resume"]
+    from runner.events import follow_events
+
+    assert [e.get("phase") for e in follow_events(path, alive=lambda: False)] == ["train", "resume"]
