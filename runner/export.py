@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from knowledge.errors import InputError
@@ -43,10 +44,16 @@ def _merge(run: RunDir, plan: Plan, target: Path) -> Path:
     base_name = plan.model.name_or_path
     dtype = torch.bfloat16 if not torch.cuda.is_available() or torch.cuda.is_bf16_supported() else torch.float16
     # QLoRA too: the 16-bit base, not the 4-bit one it trained against (merging into 4-bit loses precision)
-    base = AutoModelForCausalLM.from_pretrained(base_name, dtype=dtype,
-                                                trust_remote_code=plan.model.trust_remote_code)
+    try:
+        base = AutoModelForCausalLM.from_pretrained(base_name, dtype=dtype,
+                                                    trust_remote_code=plan.model.trust_remote_code)
+    except (OSError, ValueError) as exc:  # the base model folder moved or was deleted since training
+        raise InputError(f"cannot load the base model the run trained on: {str(exc).splitlines()[0]}",
+                         file=base_name, hint="put the base model back at that path (plan.json model.name_or_path)"
+                         ) from None
     merged = PeftModel.from_pretrained(base, str(run.adapter)).merge_and_unload()
     tmp = run.path / "merged.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed export's partial folder: never moved into merged/
     merged.save_pretrained(str(tmp))
     load_tokenizer(base_name, plan.model.trust_remote_code).save_pretrained(str(tmp))
     tmp.rename(target)

@@ -189,7 +189,9 @@ def test_export_merges_into_the_16_bit_base(tmp_path: Path, model: Path, data: P
 
     run = make_run(tmp_path, model, "qlora", data, learning_rate=5e-3, max_steps=3)
     assert run_training(run) == 0
+    (run.path / "merged.tmp" / "partial").mkdir(parents=True)  # what a killed export leaves
     merged_path = export_merged(run.path)
+    assert not (merged_path / "partial").exists() and not (run.path / "merged.tmp").exists()
     merged = AutoModelForCausalLM.from_pretrained(str(merged_path), dtype=torch.float32)
     assert not any("4bit" in type(m).__name__ for m in merged.modules())
     assert merged.dtype == torch.float32 and (merged_path / "tokenizer.json").exists()
