@@ -28,6 +28,7 @@ from runner.events import read_events
 from runner.metrics import BINARY, METRICS, score
 from runner.plot import write_loss_png
 from runner.power import p_text, smallest_difference
+from runner.records import read_passages
 from runner.report import Report, write_report
 from runner.rundir import RunDir, open_run_dir, saved_model_intact
 from runner.scorecard import ScorecardInputs, build_scorecard
@@ -49,13 +50,7 @@ def _metrics_for(goal: str, chosen: str) -> list[str]:
 
 def _general_texts(general_set: str) -> list[str]:
     path = GENERAL_SET if general_set in ("builtin", "", None) else Path(general_set)
-    if not path.is_file():
-        raise InputError("no such general-ability set", file=str(path), key="evaluation.general_set",
-                         hint="a text file with one passage a line, or `builtin`")
-    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(texts) < 2:
-        raise InputError("the general-ability set needs at least 2 lines", file=str(path))
-    return texts
+    return read_passages(path, "evaluation.general_set")
 
 
 def _size_gb(path: Path) -> float | None:

@@ -357,3 +357,23 @@ def layout_of(record: dict[str, Any], file: str, line: int) -> str:
                          hint="use alpaca (instruction, input, output), sharegpt (conversations), "
                               "messages (messages: role, content) or text (text)")
     return layout
+
+
+def read_passages(path: str | Path, key: str) -> list[str]:
+    """The non-empty lines of a text file of passages (the general-ability set); InputError naming `key` when
+    it is missing, not a file, not UTF-8 text (a binary file, say) or has fewer than 2 passages."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such text file" if not p.exists() else "is not a file", file=str(p), key=key,
+                         hint="a text file with one passage a line, or `builtin`")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not UTF-8 text (bytes at offset {exc.start}): a binary file?", file=str(p), key=key,
+                         hint="a text file with one passage a line, or `builtin`") from None
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}", file=str(p), key=key) from None
+    passages = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(passages) < 2 or "\x00" in text:
+        raise InputError("needs at least 2 passages of text, one a line", file=str(p), key=key)
+    return passages

@@ -143,6 +143,23 @@ def test_a_test_file_that_overlaps_the_training_data_is_refused_before_a_run(tmp
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_general_set_that_is_not_text_is_refused_before_training(tmp_path: Path) -> None:
+    """It was checked only after training, and a relative path was read from the working directory."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
+                                         for i in range(30)])
+    (folder / "general.bin").write_bytes(bytes(range(256)) * 4)
+    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
+               "model": {"name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16},
+               "evaluation": {"general_set": "general.bin"}}
+    (folder / "a.yaml").write_text(json.dumps(answers))
+    result = cli("train", "--answers", str(folder / "a.yaml"), "--offline", "--runs-dir", str(tmp_path / "runs"),
+                 cwd=tmp_path)  # not the answers' folder: the relative path is the answers file's
+    assert result.returncode == 2 and "evaluation.general_set" in result.stderr and "not UTF-8" in result.stderr
+    assert str(folder / "general.bin") in result.stderr and not (tmp_path / "runs").exists()
+
+
 def test_a_runs_dir_that_is_a_file_or_under_one_is_refused_by_name(tmp_path: Path) -> None:
     from knowledge.errors import InputError
     from runner.rundir import create_run_dir
