@@ -6,10 +6,12 @@ run_training() is what the training process (runner.worker) runs. It returns the
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -238,11 +240,30 @@ def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = N
         plan = run.read_plan()
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             message = f"out of GPU memory: {oom_advice(plan)}"
+        elif _disk_full(exc):
+            message = (f"the disk is full ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'ENOSPC'}):"
+                       f" free space where the run directory is ({run.path}), then continue from the last "
+                       f"checkpoint with: finetune-advisor train --resume {run.path}")
         else:
             message = f"{type(exc).__name__}: {exc}"
-        events.emit("error", message=message, exit_code=1)
-        events.emit("done", status="failed", exit_code=1, message=message)
+        try:
+            events.emit("error", message=message, exit_code=1)
+            events.emit("done", status="failed", exit_code=1, message=message)
+        except OSError:  # a full disk may refuse the event too: the worker log (stderr) still says it
+            sys.stderr.write(message + "\n")
         return 1
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    """Whether the failure, or one it came from, is a full disk (ENOSPC; safetensors and torch wrap it)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,

@@ -377,3 +377,22 @@ def test_a_torn_last_event_is_skipped_and_never_glued_to_the_next(tmp_path: Path
     from runner.events import follow_events
 
     assert [e.get("phase") for e in follow_events(path, alive=lambda: False)] == ["train", "resume"]
+
+
+def test_a_full_disk_is_recognised_through_the_errors_that_wrap_it() -> None:
+    """A full disk mid-training named ENOSPC but not what to do: the run's message now says to free space
+    and resume (run_training), for the error itself or one that wraps it (safetensors, torch.save)."""
+    import errno
+
+    from runner.train import _disk_full
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as inner:
+            raise RuntimeError("failed to write checkpoint") from inner
+    except RuntimeError as wrapped:
+        assert _disk_full(wrapped)
+    assert _disk_full(RuntimeError("[enforce fail] write: No space left on device"))
+    assert not _disk_full(ValueError("shape mismatch")) and not _disk_full(OSError(errno.EACCES, "denied"))
