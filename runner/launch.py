@@ -104,20 +104,25 @@ def follow_run(path: str | Path, on_event: Callable[[dict[str, Any]], None], *,
 
 def follow_with_stop(path: str, on_event: Callable[[dict[str, Any]], None], *, proc: subprocess.Popen[bytes] | None,
                      say: Callable[[str], None], stop_on_interrupt: bool = True) -> int:
-    """follow_run, where Ctrl-C asks the training process to checkpoint and stop (and a second Ctrl-C, or the
-    first when `stop_on_interrupt` is off, leaves it running in the background). The run's exit code."""
+    """follow_run, where Ctrl-C asks the training process to checkpoint and stop; a second Ctrl-C stops
+    following (the stop stands). With `stop_on_interrupt` off, Ctrl-C leaves it running in the background.
+    The run's exit code."""
     run = RunDir(path)
     interrupted = False
     while True:
         try:
             return follow_run(path, on_event, proc=proc)
         except KeyboardInterrupt:
-            if not stop_on_interrupt or interrupted:
+            if interrupted:  # the stop was already asked for: it stands, whatever the second Ctrl-C meant
+                say(f"the stop asked for stands: the run saves a checkpoint and stops on its own; follow it with: "
+                    f"finetune-advisor attach {path}\ncontinue it later with: finetune-advisor train --resume {path}")
+                return 0
+            if not stop_on_interrupt:
                 say(f"training continues in the background; follow it with: finetune-advisor attach {path}\n"
                     f"to stop it with a checkpoint: touch {run.stop_request}")
                 return 0
             interrupted = True
-            say("stopping after a checkpoint (Ctrl-C again to leave it running in the background)")
+            say("stopping after a checkpoint (Ctrl-C again to stop following; the stop stands)")
             request_stop(run)
 
 

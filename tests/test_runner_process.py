@@ -396,3 +396,24 @@ def test_a_full_disk_is_recognised_through_the_errors_that_wrap_it() -> None:
         assert _disk_full(wrapped)
     assert _disk_full(RuntimeError("[enforce fail] write: No space left on device"))
     assert not _disk_full(ValueError("shape mismatch")) and not _disk_full(OSError(errno.EACCES, "denied"))
+
+
+def test_a_second_ctrl_c_says_the_stop_stands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Ctrl-C 50 ms apart said 'training continues in the background' while the run was stopping."""
+    import runner.launch as launch
+
+    asked: list[Path] = []
+
+    def interrupted(*a: Any, **k: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launch, "follow_run", interrupted)
+    monkeypatch.setattr(launch, "request_stop", lambda run: asked.append(run.path))
+    said: list[str] = []
+    assert launch.follow_with_stop(str(tmp_path), lambda e: None, proc=None, say=said.append) == 0
+    assert len(asked) == 1 and "stopping after a checkpoint" in said[0]
+    assert "stop asked for stands" in said[1] and "continues in the background" not in said[1]
+    said.clear()
+    assert launch.follow_with_stop(str(tmp_path), lambda e: None, proc=None, say=said.append,
+                                   stop_on_interrupt=False) == 0
+    assert len(asked) == 1 and "continues in the background" in said[0]
