@@ -186,7 +186,15 @@ def _parquet_records(path: Path) -> Iterator[Record]:
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
         raise InputError(f"not a readable Parquet file: {exc}", file=str(path)) from None
     number = 0
-    for batch in pf.iter_batches(batch_size=2048):
+    batches = pf.iter_batches(batch_size=2048)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # a corrupt page: ArrowInvalid, OSError ("Corrupt snappy compressed data")
+            raise InputError(f"the Parquet file is damaged after row {number}: {exc}", file=str(path),
+                             hint="export it again (or as JSON Lines)") from None
         for row in batch.to_pylist():
             number += 1
             yield number, row

@@ -242,3 +242,18 @@ def test_pipes_symlink_loops_and_long_names_are_named_for_what_they_are(tmp_path
         with pytest.raises(InputError) as err:
             probe_file(path)
         assert message in str(err.value), str(err.value)
+
+
+def test_a_parquet_file_with_a_corrupt_page_is_named_not_a_traceback(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"instruction": [f"q{i}" for i in range(1000)],
+                             "output": [f"a{i}" for i in range(1000)]}), path)
+    damaged = bytearray(path.read_bytes())
+    for i in range(200, 2000):
+        damaged[i] = (damaged[i] * 7 + 13) % 256
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(InputError, match="damaged|not a readable Parquet"):
+        probe_file(path)
