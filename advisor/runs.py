@@ -110,6 +110,10 @@ def start_run(answers: Answers, runs_dir: str, *, allow_network: bool = True, sa
     return StartedRun(run, proc, plan, [f"run directory: {run.path}", *launch_summary(plan, run.path)])
 
 
+#: After a run's last event (done), how long resuming waits for its process to let go of the run directory.
+LOCK_WAIT_AFTER_DONE_S = 60.0
+
+
 def resume_run(path: str | Path) -> StartedRun:
     """Continue a stopped, killed or crashed run from its newest complete checkpoint."""
     run = open_run_dir(path)
@@ -124,5 +128,7 @@ def resume_run(path: str | Path) -> StartedRun:
                          hint=f"evaluate it: finetune-advisor evaluate {path}; or train a new run with its answers")
     run.stop_request.unlink(missing_ok=True)
     plan = run.read_plan()
-    proc = start_worker(run, resume=True)
+    events = read_events(run.events)
+    ended = bool(events) and events[-1].get("kind") == "done"  # its process may still be exiting: give it time
+    proc = start_worker(run, resume=True, lock_wait_s=LOCK_WAIT_AFTER_DONE_S if ended else 0.0)
     return StartedRun(run, proc, plan, [f"run directory: {run.path}", *launch_summary(plan, run.path)])

@@ -21,26 +21,31 @@ from runner.rundir import RunDir, open_run_dir
 __all__ = ["follow_run", "follow_with_stop", "lock_run", "request_stop", "start_worker", "wait_for_exit_after_done"]
 
 
-def lock_run(run: RunDir) -> int:
+def lock_run(run: RunDir, wait_s: float = 0.0) -> int:
     """An exclusive lock on the run directory (flock on run.lock), as an open file descriptor; InputError when
-    another process holds it. The training process inherits the descriptor, so the lock lasts as long as it
-    trains and ends with it, however it ends."""
+    another process holds it (after `wait_s` seconds of trying: a process that has finished may still be
+    exiting). The training process inherits the descriptor, so the lock lasts as long as it trains and ends
+    with it, however it ends."""
     import fcntl
 
     fd = os.open(run.lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise InputError("another process is training in this run directory", file=str(run.path),
-                         hint=f"follow it with: finetune-advisor attach {run.path}") from None
-    return fd
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.time() >= deadline:
+                os.close(fd)
+                raise InputError("another process is training in this run directory", file=str(run.path),
+                                 hint=f"follow it with: finetune-advisor attach {run.path}") from None
+            time.sleep(0.2)
 
 
-def start_worker(run: RunDir, *, resume: bool = False) -> subprocess.Popen[bytes]:
+def start_worker(run: RunDir, *, resume: bool = False, lock_wait_s: float = 0.0) -> subprocess.Popen[bytes]:
     """The training process, in a session of its own (a closed terminal or SSH connection does not stop it),
     holding the run directory's lock."""
-    lock = lock_run(run)
+    lock = lock_run(run, lock_wait_s)
     try:
         return _start(run, resume, lock)
     finally:

@@ -144,10 +144,12 @@ def test_a_stop_request_checkpoints_and_resume_continues(tmp_path: Path, model: 
     done = events[-1]
     assert done["status"] == "stopped" and done["exit_code"] == 0 and done["steps"] < 120
     assert Path(done["checkpoint"]).name == f"checkpoint-{done['steps']}"
+    from runner.events import EventLog
     from runner.launch import lock_run, wait_for_exit_after_done
 
     wait_for_exit_after_done(run)  # the stopped process has written its last event; let it exit
-    held = lock_run(run)  # another process holding the run, as a second `train --resume` started together would
+    held = lock_run(run, wait_s=60)  # as a second `train --resume` started together would hold it
+    EventLog(run.events).emit("phase", phase="prepare", resume=True)  # and it has begun: no waiting for an exit
     try:
         second = cli("train", "--resume", str(run.path), cwd=tmp_path)
         assert second.returncode == 2 and "another process is training" in second.stderr
