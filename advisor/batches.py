@@ -9,9 +9,11 @@ batches are simulated over several shuffles: `typical` is the largest batch that
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["BatchTokens", "batch_tokens"]
 
@@ -42,15 +44,35 @@ class BatchTokens:
     square of each row, so a mean of lengths would understate it."""
 
 
+#: Simulations already made, by the lengths' digest and the settings: the fit asks for the same batch size and
+#: length again for each checkpointing choice, strategy and alternative method (16 calls, 1.6 s of a 1.7 s
+#: recommendation on 100,000 examples before).
+_MADE: dict[tuple[Any, ...], BatchTokens] = {}
+_MADE_LIMIT = 256
+
+
 def batch_tokens(lengths: Sequence[int], *, batch: int, max_length: int, packed: bool, examples: int,
                  epochs: int, pad_multiple: int = 1, seed: int = 0) -> BatchTokens:
     """The run's batches, for `examples` training examples drawn from `lengths` (the file's examples: the
     training split is a sample of them) over `epochs` epochs."""
     import numpy as np
 
-    cut = np.minimum(np.asarray(lengths, dtype=np.int64), max_length)
-    if cut.size == 0:
+    raw = np.asarray(lengths, dtype=np.int64)
+    if raw.size == 0:
         raise ValueError("no lengths")
+    key = (hashlib.blake2b(raw.tobytes(), digest_size=16).digest(), batch, max_length, packed, examples, epochs,
+           pad_multiple, seed)
+    if key not in _MADE:
+        if len(_MADE) >= _MADE_LIMIT:
+            _MADE.clear()
+        _MADE[key] = _simulate(np.minimum(raw, max_length), batch, packed, examples, epochs, pad_multiple, seed)
+    return _MADE[key]
+
+
+def _simulate(cut: Any, batch: int, packed: bool, examples: int, epochs: int, pad_multiple: int,
+              seed: int) -> BatchTokens:
+    import numpy as np
+
     examples = max(1, examples)
     rows = math.ceil(examples / batch)
     runs = max(3, min(SIMULATED_RUNS, SIMULATION_BUDGET // max(1, examples * epochs)))

@@ -146,10 +146,11 @@ def _data_facts(inputs: Inputs, trace: Trace) -> DataFacts:
         tokens_mean = chars.mean / cpt + TEMPLATE_TOKENS
         tokens_p95: float | None = chars.p95 / cpt + TEMPLATE_TOKENS
         tokens_p99: float | None = chars.p99 / cpt + TEMPLATE_TOKENS
-        lengths = [math.ceil(c / cpt) + TEMPLATE_TOKENS for c in data.example_chars]
         if data.total_tokens is not None and len(data.example_tokens) == data.examples:
             counted, lengths = True, data.example_tokens
             tokens_mean, tokens_p95, tokens_p99 = data.total_tokens.mean, data.total_tokens.p95, data.total_tokens.p99
+        else:
+            lengths = [math.ceil(c / cpt) + TEMPLATE_TOKENS for c in data.example_chars]
         if data.problem_counts:
             problems = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(data.problem_counts.items()))
             trace.warnings.append(f"{answers.data.path}: {problems} (see: finetune-advisor inspect-data "
