@@ -527,8 +527,8 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, tr
         rate *= cfg.processes * efficiency
         where += f", x {cfg.processes} processes at {efficiency:.0%} scaling ({cfg.strategy})"
         on += f" x {cfg.processes} processes"
-    updates = optimizer_steps * trainable_params(profile, cfg) if cfg.device == "cpu" else 0
-    step_cost = (k.cpu_step_overhead_s * steps + k.cpu_update_ns_per_param * 1e-9 * updates) \
+    trained_params = trainable_params(profile, cfg)
+    step_cost = (k.cpu_step_overhead_s * steps + k.cpu_update_ns_per_param * 1e-9 * optimizer_steps * trained_params) \
         if cfg.device == "cpu" else 0.0
     seconds = flops / rate * factor + step_cost
     formula = (f"{tokens:,} tokens x {per_token / 1e9:.2f} GFLOP per token "
@@ -536,7 +536,7 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, tr
                + (f" + {eval_tokens:,} validation tokens x {fwd / 1e9:.2f} GFLOP (forward)" if eval_tokens else "")
                + f" on {where}" + (f", x{factor:g} for {m}" if factor != 1 else "")
                + (f", + {steps:,} forward passes x {k.cpu_step_overhead_s:g} s and {optimizer_steps:,} updates x "
-                  f"{trainable_params(profile, cfg):,} parameters x {k.cpu_update_ns_per_param:g} ns (fixed costs on "
+                  f"{trained_params:,} parameters x {k.cpu_update_ns_per_param:g} ns (fixed costs on "
                   "the CPU)" if step_cost else "")
                + "; the final evaluation not included")
     trained = int(tokens if trained_tokens is None else trained_tokens)

@@ -121,14 +121,13 @@ def resume_run(path: str | Path) -> StartedRun:
     if run.worker_alive():
         raise InputError("this run is still training", file=str(path),
                          hint=f"follow it with: finetune-advisor attach {path}")
-    finished = [e for e in read_events(run.events) if e.get("kind") == "done" and e.get("status") == "done"]
-    if finished:
+    events = read_events(run.events)
+    if any(e.get("kind") == "done" and e.get("status") == "done" for e in events):
         raise InputError("this run finished training: there is nothing to resume, and resuming would train its "
                          "saved model again", file=str(path),
                          hint=f"evaluate it: finetune-advisor evaluate {path}; or train a new run with its answers")
     run.stop_request.unlink(missing_ok=True)
     plan = run.read_plan()
-    events = read_events(run.events)
     ended = bool(events) and events[-1].get("kind") == "done"  # its process may still be exiting: give it time
     proc = start_worker(run, resume=True, lock_wait_s=LOCK_WAIT_AFTER_DONE_S if ended else 0.0)
     return StartedRun(run, proc, plan, [f"run directory: {run.path}", *launch_summary(plan, run.path)])

@@ -102,10 +102,11 @@ def follow_run(path: str | Path, on_event: Callable[[dict[str, Any]], None], *,
         return int(last.get("exit_code", 0))
     tail = run.log.read_text(errors="replace").strip().splitlines()[-5:] if run.log.exists() else []
     if any("No space left on device" in line or "disk is full" in line for line in tail):
-        why = f"the disk is full: free space where the run directory is ({run.path}), then continue with: "
+        why = f"the disk is full: {run.disk_full_advice()}"
     else:
-        why = "the training process ended without finishing (killed?); continue with: "
-    message = why + f"finetune-advisor train --resume {run.path}" + ("\n" + "\n".join(tail) if tail else "")
+        why = f"the training process ended without finishing (killed?); continue with: finetune-advisor train " \
+              f"--resume {run.path}"
+    message = why + ("\n" + "\n".join(tail) if tail else "")
     on_event({"kind": "error", "t": time.time(), "exit_code": 1, "message": message})
     return 1
 

@@ -119,6 +119,11 @@ class RunDir:
         """Creating this file asks the training process to checkpoint and stop (the TUI's Stop action)."""
         return self.path / "STOP"
 
+    def disk_full_advice(self) -> str:
+        """What to do after the disk filled up under this run (said by the training process and its follower)."""
+        return (f"free space where the run directory is ({self.path}), then continue from the last checkpoint "
+                f"with: finetune-advisor train --resume {self.path}")
+
     def read_plan(self) -> Plan:
         return read_plan(self.plan)
 

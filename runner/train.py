@@ -99,7 +99,6 @@ def _peak_memory_gb(device: str) -> float:
     if device == "cuda":
         return _memory_gb(device)
     import resource
-    import sys
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return round(peak * (1 if sys.platform == "darwin" else 1024) / GB, 3)
@@ -241,9 +240,8 @@ def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = N
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             message = f"out of GPU memory: {oom_advice(plan)}"
         elif _disk_full(exc):
-            message = (f"the disk is full ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'ENOSPC'}):"
-                       f" free space where the run directory is ({run.path}), then continue from the last "
-                       f"checkpoint with: finetune-advisor train --resume {run.path}")
+            cause = str(exc).splitlines()[0] if str(exc) else "ENOSPC"
+            message = f"the disk is full ({type(exc).__name__}: {cause}): {run.disk_full_advice()}"
         else:
             message = f"{type(exc).__name__}: {exc}"
         try:

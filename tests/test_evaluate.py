@@ -187,11 +187,16 @@ def test_evaluate_json_prints_only_json(trained: Path) -> None:
     assert (trained / "eval" / "evaluate.log").is_file()
 
 
-def test_qlora_is_compared_with_its_4bit_base_and_the_quantization_effect_apart(tmp_path: Path) -> None:
+def _trained(tmp_path: Path, method: str, **overrides: Any) -> RunDir:
+    """A run of `method` on the tiny model and the QA rows, trained."""
     model = build_tiny_model(tmp_path / "llama", tiny_texts())
-    run = make_run(tmp_path, model, "qlora", write_data(tmp_path / "qa.jsonl", qa_rows()), learning_rate=5e-3,
-                   max_steps=4)
+    run = make_run(tmp_path, model, method, write_data(tmp_path / "qa.jsonl", qa_rows()), **overrides)
     assert run_training(run) == 0
+    return run
+
+
+def test_qlora_is_compared_with_its_4bit_base_and_the_quantization_effect_apart(tmp_path: Path) -> None:
+    run = _trained(tmp_path, "qlora", learning_rate=5e-3, max_steps=4)
     report = evaluate_run(run.path)
     assert "4-bit" in report.compared_with and report.quantization is not None
     quantized = _lines(run.predictions("base_quantized"))
@@ -208,10 +213,7 @@ def test_qlora_is_compared_with_its_4bit_base_and_the_quantization_effect_apart(
 
 
 def test_a_full_fine_tune_is_timed_against_its_base_in_alternating_rounds(tmp_path: Path) -> None:
-    model = build_tiny_model(tmp_path / "llama", tiny_texts())
-    run = make_run(tmp_path, model, "full", write_data(tmp_path / "qa.jsonl", qa_rows()), learning_rate=1e-3,
-                   max_steps=2)
-    assert run_training(run) == 0
+    run = _trained(tmp_path, "full", learning_rate=1e-3, max_steps=2)
     report = evaluate_run(run.path)
     assert report.speed["served"] == "tuned" and report.speed["against"] == "base"
     assert report.quantization is None and report.speed["ratio"]["range"][0] <= report.speed["ratio"]["ratio"]
@@ -219,11 +221,7 @@ def test_a_full_fine_tune_is_timed_against_its_base_in_alternating_rounds(tmp_pa
 
 def test_a_save_cut_short_is_named_before_evaluation_loads_anything(tmp_path: Path) -> None:
     """kill -9 during the final save left an empty adapter/ and evaluate crashed."""
-    from runner.evaluate import evaluate_run
-
-    model = build_tiny_model(tmp_path / "model", tiny_texts())
-    run = make_run(tmp_path, model, "lora", write_data(tmp_path / "d.jsonl", qa_rows()), max_steps=2)
-    assert run_training(run) == 0
+    run = _trained(tmp_path, "lora", max_steps=2)
     weights = run.adapter / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(InputError, match="incomplete") as err:
