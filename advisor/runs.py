@@ -21,11 +21,13 @@ from advisor.data_probe import find_overlap
 from advisor.model_profile import check_model_source
 from advisor.plan import make_plan
 from advisor.recommend import Recommendation, gather_inputs, recommend
+from knowledge.architectures import load_architectures
 from knowledge.errors import InputError
 from runner.builtin_models import builtin_model, ensure_builtin
 from runner.distributed import is_distributed, launch_summary, write_launch_files
 from runner.events import read_events
 from runner.launch import start_worker, wait_for_exit_after_done
+from runner.model import causal_lm_support
 from runner.plan import Plan
 from runner.records import read_passages
 from runner.rundir import RunDir, create_run_dir, open_run_dir
@@ -78,6 +80,13 @@ def plan_run(answers: Answers, *, allow_network: bool = True, check_model: bool 
         if builtin is not None:
             ensure_builtin(builtin, say)
         check_model_source(plan.model.name_or_path)
+        model_type = recommendation.model.get("model_type")
+        if model_type and not plan.model.trust_remote_code and not load_architectures().for_model_type(model_type)[1]:
+            why = causal_lm_support(str(model_type))  # before the run directory: it would hold a run that cannot start
+            if why:
+                raise InputError(why, file=plan.model.name_or_path, key="model.name_or_path",
+                                 hint="choose a causal language model this transformers supports (a newer "
+                                      "transformers may know a new architecture)")
     return recommendation, plan
 
 

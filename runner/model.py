@@ -9,7 +9,7 @@ from knowledge.errors import InputError
 from runner.plan import Plan
 from runner.rundir import RunDir
 
-__all__ = ["compute_dtype_name", "load_model", "load_tokenizer", "load_trained", "select_device"]
+__all__ = ["causal_lm_support", "compute_dtype_name", "load_model", "load_tokenizer", "load_trained", "select_device"]
 
 
 def select_device() -> str:
@@ -20,6 +20,21 @@ def select_device() -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def causal_lm_support(model_type: str) -> str | None:
+    """Why this transformers cannot train `model_type` as a causal language model, or None when it can. Reads
+    transformers' registries (importing them takes about 3 s, so callers ask only for model types that
+    knowledge/architectures.yaml does not list)."""
+    import transformers
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES  # type: ignore[attr-defined]
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type not in CONFIG_MAPPING_NAMES:
+        return f"transformers {transformers.__version__} does not know model_type {model_type!r}"
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return f"model_type {model_type!r} is not a causal language model (no AutoModelForCausalLM class)"
+    return None
 
 
 def compute_dtype_name(device: str, precision: str | None = None) -> str:

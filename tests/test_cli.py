@@ -160,6 +160,26 @@ def test_a_general_set_that_is_not_text_is_refused_before_training(tmp_path: Pat
     assert str(folder / "general.bin") in result.stderr and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(("model_type", "words"), [("no-such-architecture", "does not know model_type"),
+                                                   ("t5", "not a causal language model")])
+def test_an_unknown_model_type_is_refused_before_a_run_directory_exists(tmp_path: Path, model_type: str,
+                                                                       words: str) -> None:
+    from tests.conftest import TINY_LLAMA, write_model_folder
+
+    model = write_model_folder(tmp_path / "model", {**TINY_LLAMA, "model_type": model_type})
+    (model / "model.safetensors").write_bytes(b"")
+    (model / "tokenizer_config.json").write_text("{}")
+    write_jsonl(tmp_path / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
+                                           for i in range(30)])
+    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
+               "model": {"name_or_path": str(model)}, "hardware": {"gpus": [], "ram_gb": 16}}
+    (tmp_path / "a.yaml").write_text(json.dumps(answers))
+    result = cli("train", "--answers", "a.yaml", "--offline", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert words in result.stderr and "model.name_or_path" in result.stderr and str(model) in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_runs_dir_that_is_a_file_or_under_one_is_refused_by_name(tmp_path: Path) -> None:
     from knowledge.errors import InputError
     from runner.rundir import create_run_dir
