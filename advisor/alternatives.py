@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from advisor.fit import Fit, data_sizer, fit_memory
 from advisor.settings import max_length_for, method_settings, precision_for
-from knowledge import load_decision_table, load_hyperparameters
+from knowledge import load_decision_table, load_hyperparameters, load_methods
 
 if TYPE_CHECKING:
     from advisor.recommend import Budget, DataFacts, Inputs, Trace
@@ -48,6 +48,9 @@ def alternatives(method: str, inputs: Inputs, facts: DataFacts, budget: Budget, 
         if not alt_fit.fits:
             why = f"{need} even with batch 1, {budget.usable:g} GB usable" if alt in trace.rejected \
                 else f"{why}; {need}, does not fit"
+        note = load_methods()[alt].cpu_note
+        if budget.device == "cpu" and note:
+            why = f"{why}; {note}"
         out.append({"method": alt, "why_not": why, "estimated_gb": alt_fit.memory.estimated_gb,
                     "fits": alt_fit.fits})
     return out

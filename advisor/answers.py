@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from knowledge import (
     RUNNABLE_METHODS,
 )
 from knowledge.errors import InputError
-from knowledge.reader import Reader, describe, key_lines, parse_yaml
+from knowledge.reader import MAX_YAML_BYTES, Reader, describe, key_lines, parse_yaml
 from runner.builtin_models import builtin_folder, builtin_model
 
 __all__ = [
@@ -229,13 +230,23 @@ def load_answers(path: str | Path) -> Answers:
     """Read and validate an answers file (safe YAML loading only)."""
     p = Path(path)
     name = str(path)
-    if p.is_dir():
-        raise InputError("is a folder, not an answers file", file=name, hint="give the path of a .yaml file")
     try:
-        text = p.read_text(encoding="utf-8")
+        st = p.stat()
     except FileNotFoundError:
         raise InputError("no such file", file=name,
                          hint="check the path; examples/ has answers files to copy") from None
+    except OSError as exc:  # a symlink loop, a name too long, no permission on a folder above
+        raise InputError(f"cannot be opened: {exc.strerror}", file=name) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError("is a folder, not an answers file", file=name, hint="give the path of a .yaml file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("is not a regular file (a pipe or a device)", file=name,
+                         hint="save the answers to a .yaml file and give its path")
+    if st.st_size > MAX_YAML_BYTES:
+        raise InputError(f"is {st.st_size:,} bytes; an answers file is at most {MAX_YAML_BYTES:,}", file=name,
+                         hint="is this the right file? answers files are a few hundred bytes")
+    try:
+        text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start})", file=name, hint="save the file as UTF-8") from None
     except OSError as exc:

@@ -9,7 +9,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from knowledge.errors import InputError
@@ -45,6 +45,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.params_b is not None and not (math.isfinite(args.params_b) and 0.001 <= args.params_b <= 2000):
         raise InputError(f"must be a size in billions from 0.001 to 2000, got {args.params_b}", key="--params-b",
                          hint="for example --params-b 7 for a 7B model")
+    if args.processes % args.nodes:
+        raise InputError(f"{args.processes} processes cannot be spread evenly over {args.nodes} machines",
+                         key="--processes", hint="give the processes over all machines: a multiple of --nodes")
     try:
         model = profile_model(args.model, args.params_b, allow_network=not args.offline)
     except InputError as exc:
@@ -273,25 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="memory and time estimate for one configuration")
     p.add_argument("--model", required=True, metavar="PATH_OR_ID", help="a model folder or hub id")
     p.add_argument("--method", required=True, choices=RUNNABLE_METHODS)
-    p.add_argument("--batch-size", type=_positive, default=1, metavar="N")
-    p.add_argument("--seq-len", type=_positive, default=1024, metavar="N")
+    p.add_argument("--batch-size", type=_within("batch_size"), default=1, metavar="N")
+    p.add_argument("--seq-len", type=_within("max_length"), default=1024, metavar="N")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--bits", type=int, choices=(4, 8, 16, 32), help="base weight storage (default: 4 for qlora, "
                    "16 on a GPU, 32 on the CPU)")
     p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adamw")
-    p.add_argument("--lora-rank", type=_positive, default=16, metavar="R")
+    p.add_argument("--lora-rank", type=_within("lora_rank"), default=16, metavar="R")
     p.add_argument("--lora-targets", default="all-linear", metavar="q_proj,v_proj|all-linear")
-    p.add_argument("--num-virtual-tokens", type=_positive, default=20, metavar="N")
+    p.add_argument("--num-virtual-tokens", type=_within("num_virtual_tokens"), default=20, metavar="N")
     p.add_argument("--device", choices=("cuda", "mps", "cpu"), help="default: detected")
     p.add_argument("--gpu", metavar="NAME", help="GPU name for the time estimate (default: detected)")
-    p.add_argument("--processes", type=_positive, default=1, metavar="N",
+    p.add_argument("--processes", type=_within(high=256 * 1024), default=1, metavar="N",
                    help="training processes in all (GPUs over all machines); memory is per process")
-    p.add_argument("--nodes", type=_positive, default=1, metavar="N", help="machines the processes are spread over")
+    p.add_argument("--nodes", type=_within(high=1024), default=1, metavar="N",
+                   help="machines the processes are spread over")
     p.add_argument("--distributed", choices=DISTRIBUTED_STRATEGIES, help="with --processes > 1 (default: ddp)")
     p.add_argument("--params-b", type=float, metavar="B", help="size in billions, when the config cannot be read")
-    p.add_argument("--examples", type=_positive, default=1000, metavar="N", help="for the time estimate")
-    p.add_argument("--epochs", type=_positive, default=3, metavar="N", help="for the time estimate")
-    p.add_argument("--tokens-per-example", type=_positive, metavar="N", help="default: the sequence length")
+    p.add_argument("--examples", type=_within(high=10 ** 9), default=1000, metavar="N", help="for the time estimate")
+    p.add_argument("--epochs", type=_within("epochs"), default=3, metavar="N", help="for the time estimate")
+    p.add_argument("--tokens-per-example", type=_within("max_length", low=1), metavar="N",
+                   help="default: the sequence length")
     p.add_argument("--json", action="store_true")
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_estimate)
@@ -356,6 +361,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _within(key: str | None = None, *, low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """A whole-number argument within the bounds the answers file allows for `key` (or the ones given)."""
+    from advisor.answers import OVERRIDE_KEYS
+
+    bounds: tuple[int, int] = OVERRIDE_KEYS[key][1] if key else (1, high or 1)
+    lo, hi = low if low is not None else bounds[0], high if high is not None else bounds[1]
+
+    def parse(text: str) -> int:
+        value = _positive(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo:,} to {hi:,}, got {value:,}")
+        return value
+
+    return parse
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -375,10 +396,15 @@ def run_app(answers_path: str | None, run_dir: str | None = None, runs_dir: str 
         from advisor.answers import load_answers
 
         answers = load_answers(answers_path)
-    create_app(answers, run_dir=run_dir, runs_dir=runs_dir).run()
-    if run_dir:
-        print(f"training continues in the background if it has not ended; come back with: "
-              f"finetune-advisor attach {run_dir}")
+    app = create_app(answers, run_dir=run_dir, runs_dir=runs_dir)
+    app.run()
+    if app.active_run:
+        from runner.rundir import RunDir
+
+        if RunDir(app.active_run).worker_alive():
+            print(f"training continues in the background; come back with: finetune-advisor attach {app.active_run}")
+        else:
+            print(f"run directory: {app.active_run}")
     return 0
 
 
@@ -408,7 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # a reader that stopped early (| head): not an error; nothing left to flush at exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

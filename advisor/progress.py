@@ -9,15 +9,38 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-__all__ = ["EventPrinter", "event_markup"]
+__all__ = ["phase_words", "EventPrinter", "event_markup"]
+
+
+def phase_words(event: dict[str, Any]) -> str:
+    """A phase event as a sentence ("checkpoint saved at step 10: PATH")."""
+    e, phase = event, event.get("phase")
+    if phase == "prepare":
+        return "preparing to resume" if e.get("resume") else "preparing"
+    if phase == "data":
+        return f"data split: {e.get('train')} training, {e.get('validation')} validation, {e.get('test')} test examples"
+    if phase == "model":
+        share = f" ({e['trainable_params'] / e['total_params']:.2%})" if e.get("total_params") else ""
+        return (f"model loaded on the {e.get('device')} in {e.get('dtype')}: training {e.get('trainable_params', 0):,} "
+                f"of {e.get('total_params', 0):,} parameters{share}" + (", short examples packed together"
+                                                                       if e.get("packing") else ""))
+    if phase == "train":
+        return f"training: {e.get('max_steps')} steps" + (f", from step {e['step']}" if e.get("step") else "")
+    if phase == "checkpoint":
+        return f"checkpoint saved at step {e.get('step')}: {e.get('path')}"
+    if phase == "resume":
+        return f"resuming from {e.get('checkpoint')}"
+    if phase == "save":
+        return "saving the trained model"
+    details = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in e.items() if k not in ("t", "kind", "phase"))
+    return f"{phase}{': ' + details if details else ''}"
 
 
 def event_markup(event: dict[str, Any]) -> str | None:
     """Rich markup for a phase, warning or error event (None for the other kinds)."""
     kind = event.get("kind")
     if kind == "phase":
-        details = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("t", "kind", "phase"))
-        return f"[dim]{event.get('phase')}{': ' + escape(details) if details else ''}[/]"
+        return f"[dim]{escape(phase_words(event))}[/]"
     if kind == "warning":
         return f"[yellow]warning:[/] {escape(str(event.get('message')))}"
     if kind == "error":

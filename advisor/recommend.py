@@ -334,6 +334,9 @@ def _fit_memory(method: str, user_chose: bool, inputs: Inputs, facts: DataFacts,
         how = "counted with the model's tokenizer" if facts.tokens_counted else "estimated at 4 characters per token"
         trace.warnings.append(f"more than 5% of the examples are longer than max_length {fit.config.seq_len} "
                               f"({how}): they will be truncated")
+    card = load_methods()[method]
+    if budget.device == "cpu" and card.cpu_note:
+        trace.warnings.append(f"{card.name}: {card.cpu_note}")
     return method, hp, fit
 
 

@@ -13,7 +13,8 @@ from advisor.hardware import Hardware
 from advisor.recommend import Recommendation
 from runner.records import Problem
 
-__all__ = ["memory_bar", "print_data_profiles", "print_estimate", "print_hardware", "print_recommendation"]
+__all__ = ["SETTING_NAMES", "memory_bar", "memory_legend", "print_data_profiles", "print_estimate", "print_hardware",
+           "print_recommendation"]
 
 #: Problems shown per file in the readable output (all of them are in --json).
 SHOWN_PROBLEMS = 20
@@ -26,16 +27,36 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
+#: Settings in words (the answers file's key is shown beside them, for overrides).
+SETTING_NAMES = {
+    "learning_rate": "Learning rate", "epochs": "Epochs (passes over the data)", "lora_rank": "LoRA rank",
+    "lora_alpha": "LoRA scaling (alpha)", "lora_dropout": "LoRA dropout", "lora_targets": "Layers LoRA adapts",
+    "batch_size": "Examples per step", "gradient_accumulation": "Steps added up per update",
+    "max_length": "Longest example, tokens", "num_virtual_tokens": "Virtual tokens (soft prompt length)",
+    "packing": "Pack short examples together", "optimizer": "Optimizer", "bits": "Base weights, bits",
+    "precision": "Compute precision", "gradient_checkpointing": "Recompute activations (saves memory)",
+}
+
+#: The memory bar's colour for each part of the estimate.
+MEMORY_COLOURS = {"weights": "blue", "trainable_and_optimizer": "magenta", "activations": "yellow",
+                  "overhead": "white"}
+
+
+def memory_legend(breakdown: dict[str, float]) -> str:
+    """What each colour of the memory bar is, with its size (rich markup)."""
+    parts = [f"[{MEMORY_COLOURS.get(k, 'white')}]█[/] {k.replace('_', ' ')} {v:g} GB" for k, v in breakdown.items()]
+    return "  ".join([*parts, "░ free"])
+
+
 def memory_bar(breakdown: dict[str, float], available_gb: float, width: int = 40) -> str:
     """A text bar of the estimate's parts against the available memory (rich markup)."""
     total = sum(breakdown.values())
     scale = width / max(available_gb, total, 1e-9)
-    colours = {"weights": "blue", "trainable_and_optimizer": "magenta", "activations": "yellow", "overhead": "white"}
     cells = ""
     used = 0
     for key, value in breakdown.items():
         n = round(value * scale)
-        cells += f"[{colours.get(key, 'white')}]{'█' * n}[/]"
+        cells += f"[{MEMORY_COLOURS.get(key, 'white')}]{'█' * n}[/]"
         used += n
     free = max(0, width - used)
     over = total > available_gb
@@ -73,7 +94,7 @@ def print_recommendation(rec: Recommendation) -> None:
     con.print(table)
     con.print(f"\n[bold]Memory[/]  {mem['summary']}: {fits}")
     con.print(f"  {memory_bar(mem['breakdown'], mem['available_gb'])}")
-    con.print("  " + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in mem["breakdown"].items()) + " (GB)")
+    con.print(f"  {memory_legend(mem['breakdown'])}")
     con.print(f"  [dim]error ± {mem['relative_error']:.0%}: {escape(mem['error_basis'])}[/]")
     if mem.get("batch_basis"):
         con.print(f"  [dim]batch: {escape(mem['batch_basis'])}[/]")

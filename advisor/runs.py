@@ -93,11 +93,12 @@ def plan_run(answers: Answers, *, allow_network: bool = True, check_model: bool 
 def create_run(answers: Answers, recommendation: Recommendation, plan: Plan, runs_dir: str) -> RunDir:
     """A new run directory with answers.yaml, recommendation.json and plan.json (and, for several processes,
     the accelerate files)."""
-    Path(runs_dir).mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(runs_dir).free / 1e9
-    if free < MIN_FREE_DISK_GB:
-        raise InputError(f"only {free:.1f} GB free disk", file=runs_dir, hint="free some space or choose --runs-dir")
     run = create_run_dir(runs_dir, plan.method, plan.model.name_or_path)
+    free = shutil.disk_usage(run.path).free / 1e9
+    if free < MIN_FREE_DISK_GB:
+        run.path.rmdir()  # still empty: nothing of the user's is in it
+        raise InputError(f"only {free:.1f} GB free disk", file=runs_dir, key="--runs-dir",
+                         hint="free some space or choose --runs-dir")
     data = answers_to_dict(answers)
     for key in ("path", "test_path", "validation_path"):  # the run keeps pointing at the same files
         if key in data["data"]:

@@ -45,6 +45,8 @@ class MethodCard:
     sources: list[str]
     not_runnable_why: str | None = None
     packable: bool = False
+    cpu_note: str | None = None
+    """What a user training on a CPU should know about this method (said beside it when the device is a CPU)."""
     """Whether batches may be flattened into one padding-free row (not for prompt-learning methods)."""
 
     def incompatible_with(self, feature: str) -> Incompatibility | None:
@@ -91,7 +93,8 @@ class MethodCard:
 
 
 _METHOD_KEYS = ("id", "packable", "name", "runnable", "family", "trains", "trainable_share_percent", "strengths",
-                "limits", "when_to_use", "defaults", "incompatibilities", "serving", "sources", "not_runnable_why")
+                "limits", "when_to_use", "defaults", "incompatibilities", "serving", "sources", "not_runnable_why",
+                "cpu_note")
 _DEFAULT_KEYS = {"learning_rate": float, "epochs": int, "lora_rank": int, "lora_alpha": int, "lora_dropout": float,
                  "lora_targets": str, "bits": int, "num_virtual_tokens": int, "encoder_hidden_size": int,
                  "freeze_trainable_layers": int}
@@ -127,6 +130,7 @@ def load_methods() -> dict[str, MethodCard]:
             defaults=defaults, incompatibilities=incompat,
             serving=Serving(s.get("vllm_adapter", bool), s.get("mergeable", bool), s.get("merge_note", str)),
             sources=r.strings("sources"), not_runnable_why=why_not, packable=r.get("packable", bool),
+            cpu_note=r.get("cpu_note", str, None),
         )
     missing = [m for m in RUNNABLE_METHODS if m not in cards or not cards[m].runnable]
     if missing:

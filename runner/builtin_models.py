@@ -74,7 +74,12 @@ def ensure_builtin(model: BuiltinModel, say: Callable[[str], None] | None = None
         say(f"converting {model.name} from {gguf.name} into {folder} (once, about 20 s)")
     from runner.quiet import third_party_output_to
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FINETUNE_ADVISOR_CACHE names a file, or a folder that cannot be written
+        raise InputError(f"cannot create the cache folder for the converted model: {exc.strerror}",
+                         file=str(folder.parent), key="FINETUNE_ADVISOR_CACHE",
+                         hint="point FINETUNE_ADVISOR_CACHE at a folder you can write to, or unset it") from None
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -23,7 +23,8 @@ from runner.records import Problem, fact_key, layout_of, normalized, read_record
 from runner.rundir import RunDir
 
 __all__ = ["EncodeStats", "PLAIN_HEADERS", "answer_text", "encode_rows", "load_rows", "prepare_splits",
-           "prompt_and_reference", "read_split", "read_split_summary", "render_segments", "split_count", "split_facts"]
+           "prompt_and_reference", "read_split", "read_split_summary", "readable_prompt", "render_segments",
+           "split_count", "split_facts"]
 
 PLAIN_HEADERS = {"system": "### System:\n", "user": "### User:\n", "tool": "### Tool:\n",
                  "assistant": "### Assistant:\n"}
@@ -292,6 +293,17 @@ def prompt_and_reference(row: dict[str, Any], tokenizer: Any) -> tuple[str, str]
             pass
     text = "".join(t for t, _ in _plain_segments(context, tokenizer))
     return text + PLAIN_HEADERS["assistant"], reference
+
+
+def readable_prompt(row: dict[str, Any]) -> str:
+    """The prompt as a person reads it, without the chat template's markup: each message before the last answer
+    with its role ("User: ..."), or, for text rows, the first half."""
+    if "text" in row:
+        words = row["text"].split(" ")
+        return " ".join(words[:max(1, len(words) // 2)])
+    messages = row["messages"]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages[:last])
 
 
 @dataclass

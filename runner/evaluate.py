@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from knowledge import MethodCard, load_evaluation
 from knowledge.errors import InputError
-from runner.data import prompt_and_reference, read_split, read_split_summary
+from runner.data import prompt_and_reference, read_split, read_split_summary, readable_prompt
 from runner.events import read_events
 from runner.metrics import BINARY, METRICS, score
 from runner.plot import write_loss_png
@@ -70,11 +71,28 @@ def _deployment_kind(card: MethodCard) -> str:
 def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> Report:
     """Evaluate the run; write eval/, report.json and report.md; return the report. Third-party warnings and
     logs go to eval/evaluate.log."""
+    import fcntl
+
     from runner.quiet import third_party_output_to
 
     run = open_run_dir(run_dir)
-    with third_party_output_to(run.eval_log):
-        return _evaluate(run, progress or (lambda message: None))
+    try:
+        fd = os.open(run.eval_lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write in the run directory ({exc.strerror})", file=str(run.path),
+                         hint="evaluation writes eval/ and report.json there: make it writable") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InputError("another process is evaluating this run", file=str(run.path),
+                             hint="wait for it to finish: its report.json and report.md appear in the run "
+                                  "directory (two evaluations at once would also slow each other's speed "
+                                  "measurement)") from None
+        with third_party_output_to(run.eval_log):
+            return _evaluate(run, progress or (lambda message: None))
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -250,7 +268,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     run.eval_dir.mkdir(exist_ok=True)
     for which, outputs in measured.outputs.items():
         lines = [json.dumps({"index": i, "source_index": row.get("source_index"), "prompt": prompts[i],
-                             "reference": references[i], "output": outputs[i],
+                             "question": readable_prompt(row), "reference": references[i], "output": outputs[i],
                              "scores": {m: scores[which][m][i] for m in metrics}}, ensure_ascii=False)
                  for i, row in enumerate(test_rows)]
         run.predictions(which).write_text("\n".join(lines) + "\n", encoding="utf-8")

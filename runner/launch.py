@@ -72,14 +72,18 @@ def _start(run: RunDir, resume: bool, lock: int) -> subprocess.Popen[bytes]:
     return proc
 
 
-def request_stop(run: RunDir) -> None:
-    """Ask the training process to checkpoint and stop."""
+def request_stop(run: RunDir) -> bool:
+    """Ask the training process to checkpoint and stop; False (and nothing written or signalled) when no training
+    process runs there: the PID in worker.pid may belong to another program by now."""
+    if not run.worker_alive():
+        return False
     run.stop_request.touch()
     try:
         pid = int(run.pid.read_text().strip())
         os.kill(pid, signal.SIGINT)
     except (OSError, ValueError):
         pass
+    return True
 
 
 def follow_run(path: str | Path, on_event: Callable[[dict[str, Any]], None], *,

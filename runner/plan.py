@@ -144,6 +144,9 @@ def read_plan(path: Path) -> Plan:
     """plan.json of a run directory."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputError("cannot read the plan: it is nested too deeply to be a plan", file=str(path),
+                         hint="the run directory is damaged: start a new run") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the plan: {exc}", file=str(path),
                          hint="the run directory is damaged: start a new run") from None

@@ -231,13 +231,56 @@ def decoding_sentence(report: Report) -> str:
             + ". Nothing is taken from the model's own generation config.")
 
 
+#: How each deployment kind serves, in words.
+DEPLOYMENT_WORDS = {"full_model": "a whole model: it serves as the base does",
+                    "mergeable_and_served_by_vllm": "merges into the base, or serves as an adapter (vLLM)",
+                    "mergeable": "merges into the base weights",
+                    "not_mergeable": "stays a separate adapter: it cannot be merged into the weights"}
+
+
+def duration_words(seconds: float) -> str:
+    """45 s, 12 min, 3.2 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def measured_words(dimension: str, inputs: dict[str, Any]) -> str:
+    """What a scorecard dimension was scored from, in words (the numbers as report.json holds them)."""
+    i = inputs
+    if dimension == "task" and "metric" in i:
+        return (f"{i['metric']} {i['tuned']:.3g} tuned against {i['base']:.3g} base ({p_text(i['p_value'])}): "
+                f"{i['finding']}")
+    if dimension == "general":
+        increase = i.get("perplexity_increase")
+        return "not measured" if increase is None else f"perplexity on general text {increase * 100:+.1f}% against " \
+                                                        "the base"
+    if dimension == "speed":
+        ratio = i.get("throughput_ratio")
+        return "not measured" if ratio is None else f"generates at {ratio:.2f}x the base's speed"
+    if dimension == "resources":
+        parts = []
+        if i.get("peak_memory_gb") is not None:
+            of = f" of {i['available_gb']:g}" if i.get("available_gb") else ""
+            parts.append(f"peak memory {i['peak_memory_gb']:.2f}{of} GB")
+        if i.get("training_hours") is not None:
+            parts.append(f"trained in {duration_words(i['training_hours'] * 3600)}")
+        if i.get("artifact_gb") is not None:
+            parts.append(f"saved model {i['artifact_gb'] * 1000:,.1f} MB")
+        return ", ".join(parts) or "not recorded"
+    if dimension == "deployment" and "kind" in i:
+        return DEPLOYMENT_WORDS.get(i["kind"], str(i["kind"]))
+    return ", ".join(f"{k.replace('_', ' ')} {_shown(v)}" for k, v in i.items() if k != "sub_scores")
+
+
 def scorecard_rows(report: Report) -> list[tuple[str, str, str, str]]:
-    """(dimension, weight, score, the measured inputs) for each scorecard dimension."""
+    """(dimension, weight, score, what it was scored from, in words) for each scorecard dimension."""
     rows = []
     for name, d in report.scorecard["dimensions"].items():
-        shown = ", ".join(f"{k} {_shown(v)}" for k, v in d["inputs"].items() if k != "sub_scores")
         score = "not measured" if d["score"] is None else f"{d['score']:g}"
-        rows.append((name, f"{d['weight']:.0%}", score, shown))
+        rows.append((name, f"{d['weight']:.0%}", score, measured_words(name, d["inputs"])))
     return rows
 
 

@@ -25,6 +25,7 @@ __all__ = ["Review", "ReviewItem", "draw_review", "read_predictions", "record_pr
 class ReviewItem:
     index: int
     prompt: str
+    """As a person reads it (the messages with their roles, no chat template markup)."""
     a: str
     b: str
     tuned_is: str
@@ -54,7 +55,7 @@ def draw_review(run_dir: str | Path, n: int = 10, seed: int | None = None) -> Re
     for i in chosen:
         tuned_first = rng.random() < 0.5
         a, b = (tuned[i]["output"], base[i]["output"]) if tuned_first else (base[i]["output"], tuned[i]["output"])
-        items.append(ReviewItem(i, base[i]["prompt"], a, b, "A" if tuned_first else "B"))
+        items.append(ReviewItem(i, base[i].get("question") or base[i]["prompt"], a, b, "A" if tuned_first else "B"))
     return Review(seed, items)
 
 

@@ -76,6 +76,11 @@ class RunDir:
     def eval_dir(self) -> Path:
         return self.path / "eval"
 
+    @property
+    def eval_lock(self) -> Path:
+        """Held (flock) while a process evaluates the run: one evaluation at a time."""
+        return self.path / "eval.lock"
+
     def predictions(self, which: str) -> Path:
         """Per-example outputs and scores of `which` (base or tuned) on the test split."""
         return self.eval_dir / f"predictions-{which}.jsonl"
@@ -140,7 +145,11 @@ class RunDir:
         return data
 
     def worker_alive(self) -> bool:
-        """Whether the training process recorded in worker.pid is still running."""
+        """Whether a training process is still running in this run directory: the run's lock is held (a process
+        that ended holds none, whatever became of its PID), or, for a run without a lock file, the process
+        recorded in worker.pid is running."""
+        if self.lock.exists():
+            return self._lock_held()
         try:
             pid = int(self.pid.read_text().strip())
         except (OSError, ValueError):
@@ -156,6 +165,24 @@ class RunDir:
                 return f.read().split(")")[-1].split()[0] != "Z"
         except OSError:
             return True
+
+
+    def _lock_held(self) -> bool:
+        import fcntl
+
+        try:
+            fd = os.open(self.lock, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
 
 
 def safetensors_intact(path: Path) -> bool:

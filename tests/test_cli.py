@@ -180,16 +180,62 @@ def test_an_unknown_model_type_is_refused_before_a_run_directory_exists(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_runs_dir_that_is_a_file_or_under_one_is_refused_by_name(tmp_path: Path) -> None:
-    from knowledge.errors import InputError
-    from runner.rundir import create_run_dir
+@pytest.mark.parametrize("where", ["runs.txt", "runs.txt/runs"])
+def test_a_runs_dir_that_is_a_file_or_under_one_is_refused_by_name(tmp_path: Path, where: str) -> None:
+    """Through the command, not only the function: train made the folder itself first, and crashed."""
+    (tmp_path / "runs.txt").write_text("not a folder")
+    write_jsonl(tmp_path / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
+                                           for i in range(30)])
+    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
+               "model": {"name_or_path": "builtin/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16}}
+    (tmp_path / "a.yaml").write_text(json.dumps(answers))
+    result = cli("train", "--answers", "a.yaml", "--offline", "--runs-dir", str(tmp_path / where), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--runs-dir" in result.stderr and str(tmp_path / where) in result.stderr
+    assert (tmp_path / "runs.txt").read_text() == "not a folder"
 
-    afile = tmp_path / "runs.txt"
-    afile.write_text("not a folder")
-    for where in (afile, afile / "runs"):
-        with pytest.raises(InputError) as err:
-            create_run_dir(where, "lora", "gpt2")
-        assert err.value.key == "--runs-dir" and str(where) in str(err.value)
+
+def test_answers_that_are_a_device_a_pipe_or_huge_are_refused_without_reading(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "huge.yaml").write_text("# " + "x" * 2_000_000 + "\n")
+    for path, words in (("/dev/zero", "not a regular file"), (str(tmp_path / "pipe.yaml"), "not a regular file"),
+                        (str(tmp_path / "huge.yaml"), "at most 1,000,000"),
+                        (str(tmp_path / ("n" * 300 + ".yaml")), "cannot be opened")):
+        result = cli("recommend", "--answers", path, "--offline")  # /dev/zero hung, reading forever
+        assert result.returncode == 2 and "Traceback" not in result.stderr and words in result.stderr, result.stderr
+        assert path in result.stderr
+
+
+def test_a_cache_that_is_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "cache").write_text("a file")
+    write_jsonl(tmp_path / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
+                                           for i in range(30)])
+    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
+               "model": {"name_or_path": "builtin/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16}}
+    (tmp_path / "a.yaml").write_text(json.dumps(answers))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "FINETUNE_ADVISOR_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([str(SCRIPT), "train", "--answers", "a.yaml", "--offline", "--runs-dir", "runs"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "FINETUNE_ADVISOR_CACHE" in result.stderr and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("args", "words"), [(["--batch-size", "99999999999999999999"], "from 1 to 1,024"),
+                                             (["--lora-rank", "100000"], "from 1 to 1,024"),
+                                             (["--processes", "2", "--nodes", "3"], "spread evenly")])
+def test_estimate_bounds_its_numbers_as_the_answers_file_does(args: list[str], words: str) -> None:
+    result = cli("estimate", "--model", "gpt2", "--params-b", "0.1", "--method", "lora", "--device", "cpu",
+                 "--offline", *args)
+    assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_plan_nested_too_deep_is_named(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "plan.json").write_text("[" * 100_000 + "]" * 100_000)
+    for args in (["evaluate", str(run)], ["train", "--resume", str(run)]):
+        result = cli(*args)
+        assert result.returncode == 2 and "nested too deeply" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_damaged_report_or_recommendation_is_named_not_a_traceback(tmp_path: Path) -> None:

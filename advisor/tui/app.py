@@ -29,6 +29,21 @@ class FinetuneAdvisorApp(App[int]):
         """The answers file the app was opened with; relative paths resolve against its folder."""
         self.run_dir = run_dir
         self.runs_dir = runs_dir
+        self.active_run: str | None = None
+        """The run the training screen last followed: on quit, the CLI says how to come back to it."""
+        self.evaluations: dict[str, Any] = {}
+        """Run directory -> its Evaluation (advisor/tui/results.py): one at a time, whichever screen asks."""
+
+    def evaluation(self, run_dir: str) -> Any:
+        """The run's evaluation: the one under way (or finished) in this app, else a new one, started."""
+        from advisor.tui.results import Evaluation
+
+        job = self.evaluations.get(run_dir)
+        if job is None or job.error is not None:
+            job = Evaluation(run_dir)
+            self.evaluations[run_dir] = job
+            self.run_worker(job.run, thread=True, group="evaluate", name=f"evaluate {run_dir}")
+        return job
 
     def on_mount(self) -> None:
         if self.run_dir:

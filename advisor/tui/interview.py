@@ -10,7 +10,7 @@ from typing import Any
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import Suggester
 from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, RadioButton, RadioSet, Static
@@ -21,6 +21,8 @@ from knowledge.errors import InputError
 __all__ = ["InterviewScreen", "PathSuggester", "STEPS"]
 
 STEPS = ("goal", "data", "model", "hardware", "target")
+STEP_TITLES = {"goal": "what the model should learn", "data": "your data", "model": "the base model",
+               "hardware": "where it trains", "target": "where it runs, and what matters most"}
 
 
 def _builtin() -> BuiltinModel:
@@ -32,7 +34,8 @@ GOALS = {
     "reasoning": ("Reasoning", "multi-step problem solving", "maths word problems with worked solutions"),
     "agent": ("Tool calling", "when and how to call tools (JSON)", "call get_weather(city) when asked about it"),
 }
-DEPLOY = {"server": "a server with a GPU", "edge": "a small device: the result must run small (4-bit)"}
+DEPLOY = {"server": "a server, workstation or desktop (with or without a GPU)",
+          "edge": "a laptop, phone or small board (it must run small: 4-bit)"}
 PRIORITY = {"balanced": "a sensible balance", "quality": "the best result", "speed": "a quick experiment",
             "memory": "the least memory"}
 
@@ -62,64 +65,71 @@ class InterviewScreen(Screen[None]):
     """Five steps; Next checks the step's answer before moving on."""
 
     BINDINGS = [Binding("ctrl+n", "next", "Next"), Binding("ctrl+b", "back", "Back"),
+                Binding("ctrl+g", "check", "Check"), Binding("ctrl+l", "use_builtin", "Built-in model"),
                 Binding("ctrl+s", "app.save_answers", "Save")]
+    #: Where typing goes when each step opens.
+    FIRST_FIELD = {"goal": "#goal", "data": "#data-path", "model": "#model-name", "hardware": "#gpu-name",
+                   "target": "#deploy"}
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label("", id="step-title", classes="title")
         with ContentSwitcher(initial="step-goal", id="steps"):
             with VerticalScroll(id="step-goal", classes="step"):
-                yield Label("What should the model learn?", classes="title")
+                yield Static("What should the model learn? (arrows to move, Enter or Space to choose)", classes="hint")
                 with RadioSet(id="goal"):
-                    for key, (name, what, example) in GOALS.items():
-                        yield RadioButton(f"{name}: {what}\n  for example: {example}", id=f"goal-{key}")
-            with Vertical(id="step-data", classes="step"):
-                yield Label("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have",
-                            classes="hint")
+                    for key, (name, what, _) in GOALS.items():
+                        yield RadioButton(f"{name}: {what}", id=f"goal-{key}")
+                yield Static("\n".join(f"{name}, for example: {example}" for name, _, example in GOALS.values()),
+                             id="goal-examples", classes="hint")
+            with VerticalScroll(id="step-data", classes="step"):
+                yield Static("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have. "
+                             "Enter checks the file.", classes="hint")
                 with Horizontal(classes="field"):
                     yield Input(placeholder="path to your data file", id="data-path", suggester=PathSuggester())
                     yield Button("Check", id="check-data")
                 yield Input(placeholder="or: number of examples (when there is no file yet)", id="data-examples",
                             type="integer")
                 yield Static("", id="findings")
-                yield Label("A random 10% of the examples, to read before training:", classes="hint")
+                yield Static("A random 10% of the examples, to read before training:", classes="hint")
                 yield VerticalScroll(Static("", id="sample-text"), id="sample")
-            with Vertical(id="step-model", classes="step"):
-                yield Label("The base model: a hub id (Qwen/Qwen2.5-7B-Instruct) or a local folder", classes="hint")
+            with VerticalScroll(id="step-model", classes="step"):
+                yield Static("The base model: a hub id (Qwen/Qwen2.5-7B-Instruct) or a local folder. Enter checks "
+                             "it.", classes="hint")
                 with Horizontal(classes="field"):
-                    yield Input(placeholder="hub id or folder", id="model-name")
+                    yield Input(placeholder="hub id or folder", id="model-name", suggester=PathSuggester())
                     yield Button("Check", id="check-model")
-                builtin = _builtin()
-                yield Label(f"To try things on a CPU: {builtin.name}, which comes with the install "
-                            f"({builtin.licence}; {builtin.note})", classes="hint")
-                yield Button("Use the built-in model", id="use-builtin")
                 yield Static("", id="model-info")
-            with Vertical(id="step-hardware", classes="step"):
-                yield Label("Where will it train? Detected values are filled in; change them if needed.",
-                            classes="hint")
-                yield Label("GPU name (empty for no GPU)")
-                yield Input(id="gpu-name")
-                yield Label("GPU memory in GB (0 for no GPU)")
-                yield Input(id="gpu-memory", type="number")
-                yield Label("GPUs like it on this machine")
-                yield Input(id="gpu-count", type="integer", value="1")
-                yield Label("Machines to train on together (1 unless you run a cluster)")
-                yield Input(id="nodes", type="integer", value="1")
-                yield Label("Machine 0's address, host:port (several machines only)")
-                yield Input(id="main-address", placeholder="10.0.0.5:29500")
-                yield Label("RAM in GB")
-                yield Input(id="ram", type="number")
-                yield Static("", id="hardware-info", classes="hint")
+                builtin = _builtin()
+                yield Static(f"To try things on a CPU: {builtin.name}, which comes with the install "
+                             f"({builtin.licence}; {builtin.note}).", classes="hint")
+                yield Button("Use the built-in model", id="use-builtin")
+            with VerticalScroll(id="step-hardware", classes="step"):
+                yield Static("", id="model-summary", classes="hint")
+                yield Static("Where will it train? Detected values are filled in; change them if needed.",
+                             classes="hint")
+                yield Static("detecting the hardware...", id="hardware-info", classes="hint")
+                for label, widget in (("GPU name (empty: no GPU)", Input(id="gpu-name")),
+                                      ("GPU memory, GB (0: no GPU)", Input(id="gpu-memory", type="number")),
+                                      ("GPUs like it on this machine", Input(id="gpu-count", type="integer",
+                                                                             value="1")),
+                                      ("Machines training together", Input(id="nodes", type="integer", value="1")),
+                                      ("Machine 0's host:port (clusters)", Input(id="main-address",
+                                                                                 placeholder="10.0.0.5:29500")),
+                                      ("RAM, GB", Input(id="ram", type="number"))):
+                    with Horizontal(classes="row"):
+                        yield Label(label)
+                        yield widget
             with VerticalScroll(id="step-target", classes="step"):
-                yield Label("Where must the result run?", classes="title")
+                yield Static("Where must the result run?", classes="hint")
                 with RadioSet(id="deploy"):
                     for key, text in DEPLOY.items():
                         yield RadioButton(f"{key}: {text}", id=f"deploy-{key}", value=key == "server")
-                yield Label("What matters most?", classes="title")
+                yield Static("What matters most?", classes="hint")
                 with RadioSet(id="priority"):
                     for key, text in PRIORITY.items():
                         yield RadioButton(f"{key}: {text}", id=f"priority-{key}", value=key == "balanced")
-        yield Label("", id="problem", classes="error")
+        yield Static("", id="problem", classes="error")
         with Horizontal(classes="buttons"):
             yield Button("Back", id="back")
             yield Button("Save answers", id="save")
@@ -152,6 +162,7 @@ class InterviewScreen(Screen[None]):
             self.query_one("#nodes", Input).value = str(hardware.get("nodes") or 1)
             self.query_one("#main-address", Input).value = hardware.get("main_address") or ""
             self.query_one("#ram", Input).value = str(hardware.get("ram_gb") or "")
+            self.query_one("#hardware-info", Static).update("From the answers file (not detected here).")
         else:
             self.detect()
         for key, widget in (("deploy", "deploy"), ("priority", "priority")):
@@ -174,17 +185,35 @@ class InterviewScreen(Screen[None]):
             self.query_one("#gpu-count", Input).value = str(max(1, len(hw.gpus)))
             self.query_one("#ram", Input).value = f"{hw.ram_gb:g}" if hw.ram_gb else ""
         notes = "; ".join(hw.notes)
-        self.query_one("#hardware-info", Static).update(
-            f"detected: {len(hw.gpus)} GPU(s), {hw.ram_gb:g} GB RAM, {hw.cpu_cores} CPU core(s)"
-            + (f" ({notes})" if notes else ""))
+        gpus = f"{len(hw.gpus)} GPU(s)" if hw.gpus else "no GPU"
+        self.query_one("#hardware-info", Static).update(_escape(
+            f"Detected: {gpus}, {hw.ram_gb:g} GB RAM, {hw.cpu_cores} CPU core(s)" + (f" ({notes})" if notes else "")))
 
     def show_step(self) -> None:
         name = STEPS[self.step]
         self.query_one("#steps", ContentSwitcher).current = f"step-{name}"
-        self.query_one("#step-title", Label).update(f"Step {self.step + 1} of {len(STEPS)}: {name}")
+        self.query_one("#step-title", Label).update(f"Step {self.step + 1} of {len(STEPS)}: {STEP_TITLES[name]}")
         self.query_one("#back", Button).disabled = self.step == 0
         self.query_one("#next", Button).label = "Recommend" if self.step == len(STEPS) - 1 else "Next"
-        self.query_one("#problem", Label).update("")
+        self.problem("")
+        self.query_one(self.FIRST_FIELD[name]).focus()
+        self.refresh_bindings()
+
+    def problem(self, text: str) -> None:
+        """The step's problem under the step (wrapped; hidden when there is none)."""
+        widget = self.query_one("#problem", Static)
+        widget.update(_escape(text))
+        widget.display = bool(text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Check and the built-in model are offered on the steps they belong to."""
+        if action == "check":
+            return STEPS[self.step] in ("data", "model")
+        if action == "use_builtin":
+            return STEPS[self.step] == "model"
+        if action == "back":
+            return self.step > 0 or None
+        return True
 
     # ------------------------------------------------------------------ navigation
 
@@ -193,7 +222,7 @@ class InterviewScreen(Screen[None]):
         try:
             self.collect(STEPS[self.step])
         except InputError as exc:
-            self.query_one("#problem", Label).update(str(exc))
+            self.problem(str(exc))
             return
         if self.step < len(STEPS) - 1:
             self.step += 1
@@ -205,7 +234,7 @@ class InterviewScreen(Screen[None]):
         try:
             answers = answers_from_dict(self.answers, file="your answers", source=self.app.source)  # type: ignore[attr-defined]
         except InputError as exc:
-            self.query_one("#problem", Label).update(str(exc))
+            self.problem(str(exc))
             return
         self.app.push_screen(RecommendationScreen(answers))
 
@@ -218,6 +247,28 @@ class InterviewScreen(Screen[None]):
     @on(Button.Pressed, "#save")
     def save(self) -> None:
         self.app.action_save_answers()  # type: ignore[attr-defined]
+
+    def action_check(self) -> None:
+        if STEPS[self.step] == "data":
+            self.check_data_pressed()
+        elif STEPS[self.step] == "model":
+            self.check_model_pressed()
+
+    @on(Input.Submitted, "#data-path")
+    @on(Input.Submitted, "#model-name")
+    def submitted(self) -> None:
+        self.action_check()
+
+    @on(Input.Changed, "#data-path")
+    @on(Input.Changed, "#data-examples")
+    @on(Input.Changed, "#model-name")
+    def edited(self, event: Input.Changed) -> None:
+        """A finding or problem about the old value does not stay beside the new one."""
+        self.problem("")
+        if event.input.id == "data-path":
+            self.query_one("#findings", Static).update("")
+        elif event.input.id == "model-name":
+            self.query_one("#model-info", Static).update("")
 
     # ------------------------------------------------------------------ each step's answer
 
@@ -249,14 +300,15 @@ class InterviewScreen(Screen[None]):
             name = self.query_one("#model-name", Input).value.strip()
             if not name:
                 raise InputError("give a hub id or a model folder", key="model.name_or_path")
-            self.check_model(name)
+            summary = self.check_model(name)
             a["model"] = {**(a.get("model") or {}), "name_or_path": name}
+            self.query_one("#model-summary", Static).update(_escape(f"Model: {name}, {summary}"))
         elif step == "hardware":
             gpu_name = self.query_one("#gpu-name", Input).value.strip()
             memory = _number(self.query_one("#gpu-memory", Input).value, "hardware.gpus[0].memory_gb")
             ram = _number(self.query_one("#ram", Input).value, "hardware.ram_gb")
-            gpu_count = int(_number(self.query_one("#gpu-count", Input).value or "1", "hardware.gpus"))
-            nodes = int(_number(self.query_one("#nodes", Input).value or "1", "hardware.nodes"))
+            gpu_count = _whole(self.query_one("#gpu-count", Input).value or "1", "hardware.gpus", "GPUs")
+            nodes = _whole(self.query_one("#nodes", Input).value or "1", "hardware.nodes", "machines")
             if gpu_count < 1 or nodes < 1:
                 raise InputError("must be at least 1", key="hardware.gpus" if gpu_count < 1 else "hardware.nodes")
             gpus = [{"name": gpu_name or "GPU", "memory_gb": memory} for _ in range(gpu_count)] if memory > 0 else []
@@ -287,6 +339,8 @@ class InterviewScreen(Screen[None]):
             self.check_data(path)
         except InputError as exc:
             self.query_one("#findings", Static).update(f"[red]{_escape(str(exc))}[/]")
+            return
+        self.problem("")
 
     def check_data(self, path: str) -> None:
         """Profile the file, show the findings and a random 10% sample; InputError when unusable."""
@@ -294,7 +348,8 @@ class InterviewScreen(Screen[None]):
         from runner.records import read_records
 
         profile = probe_file(self._resolve(path))
-        lines = [f"{profile.examples:,} usable example(s) of {profile.records:,}, layout {profile.layout}"]
+        layout = f"read as {profile.layout} records" if profile.layout else "in no layout this tool reads"
+        lines = [f"{profile.examples:,} usable example(s) of {profile.records:,}, {layout}"]
         if profile.total_chars:
             s = profile.total_chars
             lines.append(f"length in characters: median {s.p50:g}, 95% under {s.p95:g}, longest {s.max:,}")
@@ -313,7 +368,7 @@ class InterviewScreen(Screen[None]):
             raise InputError(f"{profile.errors} example(s) cannot be used; fix the lines above first", file=path)
 
     @on(Button.Pressed, "#use-builtin")
-    def use_builtin(self) -> None:
+    def action_use_builtin(self) -> None:
         self.query_one("#model-name", Input).value = _builtin().name
         self.check_model_pressed()
 
@@ -323,18 +378,22 @@ class InterviewScreen(Screen[None]):
             self.check_model(self.query_one("#model-name", Input).value.strip())
         except InputError as exc:
             self.query_one("#model-info", Static).update(f"[red]{_escape(str(exc))}[/]")
+            return
+        self.problem("")
 
-    def check_model(self, name: str) -> None:
+    def check_model(self, name: str) -> str:
+        """Profile the model and show its size and shape; the summary shown. InputError when it cannot be read."""
         from advisor.model_profile import profile_model
 
         local = self._resolve(name)
         target = str(local) if name.startswith((".", "/", "~")) or local.exists() else name
         params = (self.answers.get("model") or {}).get("params_b")
         p = profile_model(target, params)
-        self.query_one("#model-info", Static).update(_escape(
-            f"{p.params_b:.2f}B parameters, {p.num_layers} layers, hidden {p.hidden_size}, "
-            f"{p.num_heads} heads ({p.num_kv_heads} KV), vocabulary {p.vocab_size:,} (from {p.source})"
-            + ("".join(f"\n{n}" for n in p.notes))))
+        summary = (f"{p.params_b:.2f}B parameters, {p.num_layers} layers, hidden size {p.hidden_size}, "
+                   f"{p.num_heads} attention heads ({p.num_kv_heads} for keys and values), a vocabulary of "
+                   f"{p.vocab_size:,} (read from {p.source})")
+        self.query_one("#model-info", Static).update(_escape(summary + "".join(f"\n{n}" for n in p.notes)))
+        return summary
 
 
 def _number(text: str, key: str) -> float:
@@ -345,6 +404,12 @@ def _number(text: str, key: str) -> float:
     if value < 0:
         raise InputError("must not be negative", key=key)
     return value
+
+
+def _whole(text: str, key: str, what: str) -> int:
+    if not text.strip().isdigit():
+        raise InputError(f"the number of {what} must be a whole number, got {text.strip()!r}", key=key)
+    return int(text)
 
 
 def _escape(text: str) -> str:

@@ -16,7 +16,7 @@ __all__ = ["BlindReviewScreen"]
 
 class BlindReviewScreen(Screen[None]):
     BINDINGS = [Binding("a", "choose('A')", "A is better"), Binding("b", "choose('B')", "B is better"),
-                Binding("t", "choose('tie')", "Tie"), Binding("escape", "app.pop_screen", "Leave")]
+                Binding("t", "choose('tie')", "Tie"), Binding("escape", "app.pop_screen", "Back to the results")]
 
     def __init__(self, run_dir: str, review: Review) -> None:
         super().__init__()
@@ -27,11 +27,12 @@ class BlindReviewScreen(Screen[None]):
         yield Header()
         yield Label("", id="counter", classes="title")
         with VerticalScroll():
-            yield Static("", id="prompt")
-            with Horizontal():
+            yield Static("", id="prompt", classes="field-text")
+            with Horizontal(id="answers"):
                 yield Static("", id="answer-a")
                 yield Static("", id="answer-b")
-        yield Label("Which answer is better? Press a, b, or t for a tie. The models are hidden.", classes="hint")
+        yield Static("Which answer is better? Press a, b, or t for a tie. Which model wrote which is hidden.",
+                     id="review-hint", classes="hint")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -41,9 +42,10 @@ class BlindReviewScreen(Screen[None]):
         if len(self.choices) == len(self.items):
             result = record_preference(self.run_dir, self.review, self.choices)
             self.query_one("#counter", Label).update("Review done")
-            self.query_one("#prompt", Static).update(escape(result["sentence"]) + "\n\nAdded to the report.")
-            self.query_one("#answer-a", Static).update("")
-            self.query_one("#answer-b", Static).update("")
+            self.query_one("#prompt", Static).update(escape(result["sentence"]) + "\n\nAdded to the report and "
+                                                     "to the results screen (escape goes back to it).")
+            self.query_one("#answers").display = False
+            self.query_one("#review-hint", Static).update("The review is done: escape goes back to the results.")
             return
         item = self.items[len(self.choices)]
         self.query_one("#counter", Label).update(f"Answer {len(self.choices) + 1} of {len(self.items)}")
