@@ -152,7 +152,7 @@ def test_a_stop_request_checkpoints_and_resume_continues(tmp_path: Path, model: 
     EventLog(run.events).emit("phase", phase="prepare", resume=True)  # and it has begun: no waiting for an exit
     try:
         second = cli("train", "--resume", str(run.path), cwd=tmp_path)
-        assert second.returncode == 2 and "another process is training" in second.stderr
+        assert second.returncode == 2 and "still training" in second.stderr
     finally:
         os.close(held)
     assert cli("train", "--resume", str(run.path), cwd=tmp_path).returncode == 0

@@ -123,8 +123,11 @@ async def test_the_app_opens_pre_filled_from_an_answers_file() -> None:
     app = create_app(load_answers(EXAMPLES / "style.yaml"))
     async with app.run_test(size=SIZE) as pilot:
         assert app.screen.query_one("#goal-style", RadioButton).value is True
+        await pilot.press("ctrl+n")
+        await pilot.pause()
         assert app.screen.query_one("#data-path", Input).value == "data/support_style.jsonl"
-        for _ in range(5):
+        assert "usable example" in str(app.screen.query_one("#findings").render())  # checked on arrival
+        for _ in range(4):
             await pilot.press("ctrl+n")
             await pilot.pause()
         await app.workers.wait_for_complete()

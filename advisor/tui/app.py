@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.binding import Binding
 
-from advisor.answers import Answers, answers_to_dict
+if TYPE_CHECKING:  # the answers code (and the knowledge it reads) loads when a screen needs it: a quick start
+    from textual.screen import Screen
+
+    from advisor.answers import Answers
 
 __all__ = ["FinetuneAdvisorApp", "create_app"]
 
@@ -45,15 +48,15 @@ class FinetuneAdvisorApp(App[int]):
             self.run_worker(job.run, thread=True, group="evaluate", name=f"evaluate {run_dir}")
         return job
 
-    def on_mount(self) -> None:
+    def get_default_screen(self) -> Screen[Any]:
+        """The first screen: the interview, or a run's training screen (no blank screen drawn first)."""
         if self.run_dir:
             from advisor.tui.training import TrainingScreen
 
-            self.push_screen(TrainingScreen(self.run_dir))
-        else:
-            from advisor.tui.interview import InterviewScreen
+            return TrainingScreen(self.run_dir)
+        from advisor.tui.interview import InterviewScreen
 
-            self.push_screen(InterviewScreen())
+        return InterviewScreen()
 
     def action_toggle_dark(self) -> None:
         self.theme = "textual-light" if self.theme == "textual-dark" else "textual-dark"
@@ -103,5 +106,7 @@ class FinetuneAdvisorApp(App[int]):
 def create_app(answers: Answers | None = None, *, run_dir: str | None = None, runs_dir: str = "runs") -> \
         FinetuneAdvisorApp:
     """The app, pre-filled from answers when given, or opened on a run's training screen."""
+    from advisor.answers import answers_to_dict
+
     data = answers_to_dict(answers) if answers is not None else None
     return FinetuneAdvisorApp(data, source=answers.source if answers else None, run_dir=run_dir, runs_dir=runs_dir)

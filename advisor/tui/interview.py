@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,10 +13,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import Suggester
+from textual.widget import Widget
 from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, RadioButton, RadioSet, Static
 
-from knowledge import BuiltinModel, load_builtin_models
 from knowledge.errors import InputError
+
+if TYPE_CHECKING:
+    from knowledge import BuiltinModel
 
 __all__ = ["InterviewScreen", "PathSuggester", "STEPS"]
 
@@ -27,6 +30,8 @@ STEP_TITLES = {"goal": "what the model should learn", "data": "your data", "mode
 
 def _builtin() -> BuiltinModel:
     """The model that comes with the install (knowledge/models.yaml, builtin), offered for trying things on a CPU."""
+    from knowledge import load_builtin_models
+
     return next(iter(load_builtin_models().values()))
 GOALS = {
     "style": ("Style", "tone, voice and format", "answer like our support team: short, warm, always signed Ada"),
@@ -75,66 +80,71 @@ class InterviewScreen(Screen[None]):
         yield Header()
         yield Label("", id="step-title", classes="title")
         with ContentSwitcher(initial="step-goal", id="steps"):
-            with VerticalScroll(id="step-goal", classes="step"):
-                yield Static("What should the model learn? (arrows to move, Enter or Space to choose)", classes="hint")
-                with RadioSet(id="goal"):
-                    for key, (name, what, _) in GOALS.items():
-                        yield RadioButton(f"{name}: {what}", id=f"goal-{key}")
-                yield Static("\n".join(f"{name}, for example: {example}" for name, _, example in GOALS.values()),
-                             id="goal-examples", classes="hint")
-            with VerticalScroll(id="step-data", classes="step"):
-                yield Static("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have. "
-                             "Enter checks the file.", classes="hint")
-                with Horizontal(classes="field"):
-                    yield Input(placeholder="path to your data file", id="data-path", suggester=PathSuggester())
-                    yield Button("Check", id="check-data")
-                yield Input(placeholder="or: number of examples (when there is no file yet)", id="data-examples",
-                            type="integer")
-                yield Static("", id="findings")
-                yield Static("A random 10% of the examples, to read before training:", classes="hint")
-                yield VerticalScroll(Static("", id="sample-text"), id="sample")
-            with VerticalScroll(id="step-model", classes="step"):
-                yield Static("The base model: a hub id (Qwen/Qwen2.5-7B-Instruct) or a local folder. Enter checks "
-                             "it.", classes="hint")
-                with Horizontal(classes="field"):
-                    yield Input(placeholder="hub id or folder", id="model-name", suggester=PathSuggester())
-                    yield Button("Check", id="check-model")
-                yield Static("", id="model-info")
-                builtin = _builtin()
-                yield Static(f"To try things on a CPU: {builtin.name}, which comes with the install "
-                             f"({builtin.licence}; {builtin.note}).", classes="hint")
-                yield Button("Use the built-in model", id="use-builtin")
-            with VerticalScroll(id="step-hardware", classes="step"):
-                yield Static("", id="model-summary", classes="hint")
-                yield Static("Where will it train? Detected values are filled in; change them if needed.",
-                             classes="hint")
-                yield Static("detecting the hardware...", id="hardware-info", classes="hint")
-                for label, widget in (("GPU name (empty: no GPU)", Input(id="gpu-name")),
-                                      ("GPU memory, GB (0: no GPU)", Input(id="gpu-memory", type="number")),
-                                      ("GPUs like it on this machine", Input(id="gpu-count", type="integer",
-                                                                             value="1")),
-                                      ("Machines training together", Input(id="nodes", type="integer", value="1")),
-                                      ("Machine 0's host:port (clusters)", Input(id="main-address",
-                                                                                 placeholder="10.0.0.5:29500")),
-                                      ("RAM, GB", Input(id="ram", type="number"))):
-                    with Horizontal(classes="row"):
-                        yield Label(label)
-                        yield widget
-            with VerticalScroll(id="step-target", classes="step"):
-                yield Static("Where must the result run?", classes="hint")
-                with RadioSet(id="deploy"):
-                    for key, text in DEPLOY.items():
-                        yield RadioButton(f"{key}: {text}", id=f"deploy-{key}", value=key == "server")
-                yield Static("What matters most?", classes="hint")
-                with RadioSet(id="priority"):
-                    for key, text in PRIORITY.items():
-                        yield RadioButton(f"{key}: {text}", id=f"priority-{key}", value=key == "balanced")
+            for name in STEPS:  # each step's widgets are made when it is first shown: a quick first screen
+                yield VerticalScroll(id=f"step-{name}", classes="step")
         yield Static("", id="problem", classes="error")
         with Horizontal(classes="buttons"):
             yield Button("Back", id="back")
             yield Button("Save answers", id="save")
             yield Button("Next", id="next", variant="primary")
         yield Footer()
+
+    def step_widgets(self, name: str) -> list[Widget]:
+        """The widgets of one step."""
+        if name == "goal":
+            return [Static("What should the model learn? (arrows to move, Enter or Space to choose)", classes="hint"),
+                    RadioSet(*(RadioButton(f"{title}: {what}", id=f"goal-{key}")
+                               for key, (title, what, _) in GOALS.items()), id="goal"),
+                    Static("\n".join(f"{title}, for example: {example}" for title, _, example in GOALS.values()),
+                           id="goal-examples", classes="hint")]
+        if name == "data":
+            return [Static("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have. "
+                           "Enter checks the file.", classes="hint"),
+                    Horizontal(Input(placeholder="path to your data file", id="data-path", suggester=PathSuggester()),
+                               Button("Check", id="check-data"), classes="field"),
+                    Input(placeholder="or: number of examples (when there is no file yet)", id="data-examples",
+                          type="integer"),
+                    Static("", id="findings"),
+                    Static("A random 10% of the examples, to read before training:", classes="hint"),
+                    VerticalScroll(Static("", id="sample-text"), id="sample")]
+        if name == "model":
+            builtin = _builtin()
+            return [Static("The base model: a hub id (Qwen/Qwen2.5-7B-Instruct) or a local folder. Enter checks "
+                           "it.", classes="hint"),
+                    Horizontal(Input(placeholder="hub id or folder", id="model-name", suggester=PathSuggester()),
+                               Button("Check", id="check-model"), classes="field"),
+                    Static("", id="model-info"),
+                    Static(f"To try things on a CPU: {builtin.name}, which comes with the install "
+                           f"({builtin.licence}; {builtin.note}).", classes="hint"),
+                    Button("Use the built-in model", id="use-builtin")]
+        if name == "hardware":
+            rows: list[Widget] = [Static(_escape(self.model_summary), id="model-summary", classes="hint"),
+                                  Static("Where will it train? Detected values are filled in; change them if "
+                                         "needed.", classes="hint"),
+                                  Static("detecting the hardware...", id="hardware-info", classes="hint")]
+            for label, field in (("GPU name (empty: no GPU)", Input(id="gpu-name")),
+                                 ("GPU memory, GB (0: no GPU)", Input(id="gpu-memory", type="number")),
+                                 ("GPUs like it on this machine", Input(id="gpu-count", type="integer", value="1")),
+                                 ("Machines training together", Input(id="nodes", type="integer", value="1")),
+                                 ("Machine 0's host:port (clusters)", Input(id="main-address",
+                                                                            placeholder="10.0.0.5:29500")),
+                                 ("RAM, GB", Input(id="ram", type="number"))):
+                rows.append(Horizontal(Label(label), field, classes="row"))
+            return rows
+        return [Static("Where must the result run?", classes="hint"),
+                RadioSet(*(RadioButton(f"{key}: {text}", id=f"deploy-{key}", value=key == "server")
+                           for key, text in DEPLOY.items()), id="deploy"),
+                Static("What matters most?", classes="hint"),
+                RadioSet(*(RadioButton(f"{key}: {text}", id=f"priority-{key}", value=key == "balanced")
+                           for key, text in PRIORITY.items()), id="priority")]
+
+    async def ensure_step(self, name: str) -> None:
+        """Make the step's widgets the first time it is shown, filled from the answers so far."""
+        container = self.query_one(f"#step-{name}", VerticalScroll)
+        if container.children:
+            return
+        await container.mount_all(self.step_widgets(name))
+        self.fill(name)
 
     # ------------------------------------------------------------------ state
 
@@ -143,32 +153,46 @@ class InterviewScreen(Screen[None]):
         data: dict[str, Any] = self.app.answers  # type: ignore[attr-defined]
         return data
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.step = 0
+        self.model_summary = ""
+        """The checked model's size and shape, shown again on the hardware step."""
+        self.detected: Any = None
+        self.checked: dict[str, str] = {}
+        """The data path and model name as last checked: their findings stay until the field changes."""
+        await self.show_step()
+        if self.answers.get("hardware") is None:  # after the first frame: its imports would slow that down
+            self.call_after_refresh(self.detect)
+
+    def fill(self, name: str) -> None:
+        """Put the answers so far (an answers file's, or this interview's) into a step's widgets."""
         a = self.answers
-        if a.get("goal") in GOALS:
+        if name == "goal" and a.get("goal") in GOALS:
             self.query_one(f"#goal-{a['goal']}", RadioButton).value = True
-        data = a.get("data") or {}
-        self.query_one("#data-path", Input).value = str(data.get("path") or "")
-        if data.get("examples"):
-            self.query_one("#data-examples", Input).value = str(data["examples"])
-        self.query_one("#model-name", Input).value = str((a.get("model") or {}).get("name_or_path") or "")
-        hardware = a.get("hardware")
-        if hardware is not None:
-            gpus = hardware.get("gpus") or []
-            self.query_one("#gpu-name", Input).value = gpus[0]["name"] if gpus else ""
-            self.query_one("#gpu-memory", Input).value = str(gpus[0]["memory_gb"]) if gpus else "0"
-            self.query_one("#gpu-count", Input).value = str(max(1, len(gpus)))
-            self.query_one("#nodes", Input).value = str(hardware.get("nodes") or 1)
-            self.query_one("#main-address", Input).value = hardware.get("main_address") or ""
-            self.query_one("#ram", Input).value = str(hardware.get("ram_gb") or "")
-            self.query_one("#hardware-info", Static).update("From the answers file (not detected here).")
-        else:
-            self.detect()
-        for key, widget in (("deploy", "deploy"), ("priority", "priority")):
-            if a.get(key):
-                self.query_one(f"#{widget}-{a[key]}", RadioButton).value = True
-        self.show_step()
+        elif name == "data":
+            data = a.get("data") or {}
+            self.query_one("#data-path", Input).value = str(data.get("path") or "")
+            if data.get("examples"):
+                self.query_one("#data-examples", Input).value = str(data["examples"])
+        elif name == "model":
+            self.query_one("#model-name", Input).value = str((a.get("model") or {}).get("name_or_path") or "")
+        elif name == "hardware":
+            hardware = a.get("hardware")
+            if hardware is not None:
+                gpus = hardware.get("gpus") or []
+                self.query_one("#gpu-name", Input).value = gpus[0]["name"] if gpus else ""
+                self.query_one("#gpu-memory", Input).value = str(gpus[0]["memory_gb"]) if gpus else "0"
+                self.query_one("#gpu-count", Input).value = str(max(1, len(gpus)))
+                self.query_one("#nodes", Input).value = str(hardware.get("nodes") or 1)
+                self.query_one("#main-address", Input).value = hardware.get("main_address") or ""
+                self.query_one("#ram", Input).value = str(hardware.get("ram_gb") or "")
+                self.query_one("#hardware-info", Static).update("From the answers file (not detected here).")
+            elif self.detected is not None:
+                self._fill_hardware(self.detected)
+        elif name == "target":
+            for key in ("deploy", "priority"):
+                if a.get(key):
+                    self.query_one(f"#{key}-{a[key]}", RadioButton).value = True
 
     @work(thread=True, exclusive=True, group="hardware")
     def detect(self) -> None:
@@ -178,6 +202,9 @@ class InterviewScreen(Screen[None]):
         self.app.call_from_thread(self._fill_hardware, hw)
 
     def _fill_hardware(self, hw: Any) -> None:
+        self.detected = hw
+        if not self.query("#ram"):  # the hardware step is not shown yet: filled in when it is
+            return
         if not self.query_one("#ram", Input).value:
             gpu = hw.gpus[0] if hw.gpus else None
             self.query_one("#gpu-name", Input).value = gpu.name if gpu else ""
@@ -189,8 +216,9 @@ class InterviewScreen(Screen[None]):
         self.query_one("#hardware-info", Static).update(_escape(
             f"Detected: {gpus}, {hw.ram_gb:g} GB RAM, {hw.cpu_cores} CPU core(s)" + (f" ({notes})" if notes else "")))
 
-    def show_step(self) -> None:
+    async def show_step(self) -> None:
         name = STEPS[self.step]
+        await self.ensure_step(name)
         self.query_one("#steps", ContentSwitcher).current = f"step-{name}"
         self.query_one("#step-title", Label).update(f"Step {self.step + 1} of {len(STEPS)}: {STEP_TITLES[name]}")
         self.query_one("#back", Button).disabled = self.step == 0
@@ -198,6 +226,14 @@ class InterviewScreen(Screen[None]):
         self.problem("")
         self.query_one(self.FIRST_FIELD[name]).focus()
         self.refresh_bindings()
+        # a path or model already given (from an answers file, or on coming back) is shown checked
+        if name == "data" and self.query_one("#data-path", Input).value and not self._shown("#findings"):
+            self.check_data_pressed()
+        elif name == "model" and self.query_one("#model-name", Input).value and not self._shown("#model-info"):
+            self.check_model_pressed()
+
+    def _shown(self, selector: str) -> bool:
+        return bool(str(self.query_one(selector, Static).render()).strip())
 
     def problem(self, text: str) -> None:
         """The step's problem under the step (wrapped; hidden when there is none)."""
@@ -218,7 +254,7 @@ class InterviewScreen(Screen[None]):
     # ------------------------------------------------------------------ navigation
 
     @on(Button.Pressed, "#next")
-    def action_next(self) -> None:
+    async def action_next(self) -> None:
         try:
             self.collect(STEPS[self.step])
         except InputError as exc:
@@ -226,7 +262,7 @@ class InterviewScreen(Screen[None]):
             return
         if self.step < len(STEPS) - 1:
             self.step += 1
-            self.show_step()
+            await self.show_step()
             return
         from advisor.answers import answers_from_dict
         from advisor.tui.recommendation import RecommendationScreen
@@ -239,10 +275,10 @@ class InterviewScreen(Screen[None]):
         self.app.push_screen(RecommendationScreen(answers))
 
     @on(Button.Pressed, "#back")
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         if self.step > 0:
             self.step -= 1
-            self.show_step()
+            await self.show_step()
 
     @on(Button.Pressed, "#save")
     def save(self) -> None:
@@ -264,6 +300,8 @@ class InterviewScreen(Screen[None]):
     @on(Input.Changed, "#model-name")
     def edited(self, event: Input.Changed) -> None:
         """A finding or problem about the old value does not stay beside the new one."""
+        if self.checked.get(event.input.id or "") == event.value:
+            return  # the value that was checked (filled in from the answers, then checked)
         self.problem("")
         if event.input.id == "data-path":
             self.query_one("#findings", Static).update("")
@@ -302,7 +340,9 @@ class InterviewScreen(Screen[None]):
                 raise InputError("give a hub id or a model folder", key="model.name_or_path")
             summary = self.check_model(name)
             a["model"] = {**(a.get("model") or {}), "name_or_path": name}
-            self.query_one("#model-summary", Static).update(_escape(f"Model: {name}, {summary}"))
+            self.model_summary = f"Model: {name}, {summary}"
+            if self.query("#model-summary"):
+                self.query_one("#model-summary", Static).update(_escape(self.model_summary))
         elif step == "hardware":
             gpu_name = self.query_one("#gpu-name", Input).value.strip()
             memory = _number(self.query_one("#gpu-memory", Input).value, "hardware.gpus[0].memory_gb")
@@ -335,6 +375,7 @@ class InterviewScreen(Screen[None]):
     @on(Button.Pressed, "#check-data")
     def check_data_pressed(self) -> None:
         path = self.query_one("#data-path", Input).value.strip()
+        self.checked["data-path"] = self.query_one("#data-path", Input).value
         try:
             self.check_data(path)
         except InputError as exc:
@@ -374,6 +415,7 @@ class InterviewScreen(Screen[None]):
 
     @on(Button.Pressed, "#check-model")
     def check_model_pressed(self) -> None:
+        self.checked["model-name"] = self.query_one("#model-name", Input).value
         try:
             self.check_model(self.query_one("#model-name", Input).value.strip())
         except InputError as exc:
