@@ -27,9 +27,9 @@ $(STAMP): pyproject.toml $(LOCK)
 demo: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 $(VENV)/bin/finetune-advisor demo
 
-## The tests.
+## The tests: one worker a core, whole files each (their module fixtures are built once), one thread a test.
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check advisor runner knowledge tests bench

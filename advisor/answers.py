@@ -87,6 +87,8 @@ class ModelAnswers:
 class EvaluationAnswers:
     metric: str = "auto"
     general_set: str = "builtin"
+    speed: bool = True
+    """False: generation speed is not timed (quicker; the scorecard's speed dimension is then not measured)."""
 
 
 @dataclass
@@ -172,9 +174,12 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
         trust_remote_code=m.boolean("trust_remote_code", False),
     )
 
-    e = c.sub("evaluation", ("metric", "general_set"), optional=True)
+    e = c.sub("evaluation", ("metric", "general_set", "speed"), optional=True)
+    speed = e.data.get("speed", True)
+    if not isinstance(speed, bool):
+        e.fail(f"must be true or false, got {describe(speed)}", "speed")
     evaluation = EvaluationAnswers(metric=e.string("metric", choices=METRICS) or "auto",
-                                   general_set=e.string("general_set") or "builtin")
+                                   general_set=e.string("general_set") or "builtin", speed=speed)
 
     hardware = None
     if raw.get("hardware") is not None:
@@ -266,6 +271,8 @@ def answers_to_dict(answers: Answers) -> dict[str, Any]:
     model["trust_remote_code"] = answers.model.trust_remote_code
     out["model"] = model
     out["evaluation"] = {"metric": answers.evaluation.metric, "general_set": answers.evaluation.general_set}
+    if not answers.evaluation.speed:
+        out["evaluation"]["speed"] = False
     out["seed"] = answers.seed
     if answers.hardware is not None:
         hw: dict[str, Any] = {"gpus": [{"name": g.name, "memory_gb": g.memory_gb} for g in answers.hardware.gpus]}

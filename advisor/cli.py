@@ -181,6 +181,40 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pilot(args: argparse.Namespace) -> int:
+    from advisor.answers import load_answers
+    from advisor.pilot import pilot_rows, plan_pilot, run_pilot
+    from advisor.pipeline import apply_settings
+    from advisor.progress import EventPrinter
+
+    answers = apply_settings(load_answers(args.answers), None, args.set or [])
+    out = sys.stderr if args.json else sys.stdout
+    printer = EventPrinter(plain=True if args.json else None, stderr=args.json)
+
+    def say(message: str) -> None:
+        printer.close()
+        out.write(message + "\n")
+        out.flush()
+
+    plan = plan_pilot(answers, alternatives=args.alternatives, steps=args.steps, examples=args.examples,
+                      sweep=args.sweep, allow_network=not args.offline)
+    if args.dry_run:
+        for line in plan.lines():
+            say(line)
+        return 0
+    result = run_pilot(plan, args.runs_dir, allow_network=not args.offline, say=say, on_event=printer)
+    printer.close()
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"\n{'Train ' + result['decision']['winner'] if result['decision']['decided'] else 'No clear winner'}: "
+          f"{result['decision']['why']}.")
+    for row in pilot_rows(result):
+        print("  " + "  ".join(row))
+    print(f"pilot: {result['pilot']}/pilot.md\ntrain it in full: {result['next']}")
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from advisor.answers import load_answers
     from advisor.pipeline import apply_settings, replay, summary
@@ -312,6 +346,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs go (default ./runs)")
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("pilot", help="does the advice hold on your data? the recommended method and its strongest "
+                                     "alternatives (or a setting's values) trained briefly and compared")
+    p.add_argument("answers", metavar="A.yaml")
+    p.add_argument("--alternatives", type=_within(high=8), metavar="N", help="alternatives beside the recommended "
+                   "method (default 2, those that fit)")
+    p.add_argument("--steps", type=_within(high=100_000), metavar="N", help="training steps each (default: the "
+                   "recommended run's, at most 60)")
+    p.add_argument("--examples", type=_within(high=10 ** 7), metavar="N",
+                   help="training examples each trains on (default: all, at most 400)")
+    p.add_argument("--sweep", metavar="KEY[=V1,V2,V3]", help="compare values of learning_rate or lora_rank for the "
+                   "recommended method instead of methods (default values: around the recommended one)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override an answer (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="show the candidates and the budget; train nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
+    p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where the pilot's folder goes (default ./runs)")
+    p.add_argument("--offline", action="store_true", help="never contact the model hub")
+    p.set_defaults(func=cmd_pilot)
 
     p = sub.add_parser("demo", help="the offline demo: the built-in SmolLM2-135M-Instruct trained and evaluated on "
                                     "the CPU for each goal")

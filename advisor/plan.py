@@ -70,7 +70,7 @@ def make_plan(answers: Answers, recommendation: Recommendation) -> Plan:
             logging_steps=max(1, min(10, total_steps // 50)), eval_steps=eval_steps),
         evaluation=PlanEvaluation(metric=answers.evaluation.metric,
                                   general_set=general_set if general_set == "builtin"
-                                  else str(answers.resolve(general_set))),
+                                  else str(answers.resolve(general_set)), speed=answers.evaluation.speed),
         incompatible_with=[i.feature for i in card.incompatibilities],
         distributed=distributed,
         available_gb=recommendation.memory.get("available_gb"),

@@ -81,6 +81,9 @@ class Recommendation:
     serving: dict[str, Any]
     evaluation: dict[str, Any] = field(default_factory=dict)
     """The test split: test_examples, test_source, primary_metric, smallest_detectable, statement, ..."""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    """For each rule applied that knowledge/evidence.yaml covers: rule, guide, published, measured (a sentence or
+    None), agrees (whether the project's measurement found the rule's method among the best; None: not measured)."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -415,6 +418,7 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                               "with a GPU, or a smaller model")
 
     others = alternatives(method, inputs, facts, budget, trace)
+    evidence = _evidence(trace)
     memory = fit.memory
     batches = _batch_summary(fit, model, facts)
     return Recommendation(
@@ -446,8 +450,37 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                                          batch * accumulation),
         serving={"vllm_adapter": card.serving.vllm_adapter, "mergeable": card.serving.mergeable,
                  "note": card.serving.merge_note},
-        evaluation=evaluation,
+        evaluation=evaluation, evidence=evidence,
     )
+
+
+def _evidence(trace: Trace) -> list[dict[str, Any]]:
+    """Each applied rule's evidence; a rule the project's own measurement contradicts is said in plain words,
+    with the pilot suggested (the rule itself stays as the guide states it)."""
+    from knowledge.evidence import load_evidence
+
+    table, known = load_decision_table(), load_evidence().rules
+    out = []
+    for rid in trace.rules:
+        if rid not in known:
+            continue
+        e, method = known[rid], next((r.method for r in table.rules if r.id == rid), None)
+        measured, agrees = None, e.agrees(method) if method else None
+        if e.measured is not None:
+            m = e.measured
+            mine = m.result(method) if method else None
+            best = m.result(m.best[0])
+            measured = (f"measured here on {m.model} ({m.date}, {m.data}): "
+                        + ", ".join(f"{r.method} {r.tuned:g}" for r in m.results[:4]) + f" {m.metric} against "
+                        f"the base's {m.base:g}; {m.finding}")
+            if agrees is False and mine is not None and best is not None:
+                trace.warnings.append(
+                    f"rule {rid} advises {method}, but the project's own measurement ({m.model}, {m.goal} demo) "
+                    f"found {' and '.join(m.best)} better ({best.tuned:g} against {mine.tuned:g} {m.metric}); "
+                    "check which holds on your data: finetune-advisor pilot YOUR_ANSWERS.yaml")
+        out.append({"rule": rid, "guide": e.guide, "published": e.published, "measured": measured,
+                    "agrees": agrees})
+    return out
 
 
 def _batch_summary(fit: Fit, model: ModelProfile, facts: DataFacts) -> dict[str, Any]:

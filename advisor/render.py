@@ -13,8 +13,8 @@ from advisor.hardware import Hardware
 from advisor.recommend import Recommendation
 from runner.records import Problem
 
-__all__ = ["SETTING_NAMES", "memory_bar", "memory_legend", "print_data_profiles", "print_estimate", "print_hardware",
-           "print_recommendation"]
+__all__ = ["SETTING_NAMES", "evidence_lines", "memory_bar", "memory_legend", "print_data_profiles", "print_estimate",
+           "print_hardware", "print_recommendation"]
 
 #: Problems shown per file in the readable output (all of them are in --json).
 SHOWN_PROBLEMS = 20
@@ -81,6 +81,10 @@ def print_recommendation(rec: Recommendation) -> None:
     con.print("\n[bold]Why[/]")
     for reason in rec.reasons:
         con.print(f"  • {escape(reason)}")
+    if rec.evidence:
+        con.print("\n[bold]Evidence[/] [dim](knowledge/evidence.yaml)[/]")
+        for line in evidence_lines(rec):
+            con.print(f"  {escape(line)}")
     con.print("\n[bold]Settings[/]")
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="dim")
     table.add_column("setting")
@@ -113,6 +117,17 @@ def print_recommendation(rec: Recommendation) -> None:
         for warning in rec.warnings:
             con.print(f"  ! {escape(warning)}")
     con.print(f"\n[dim]rules applied: {', '.join(rec.rules_applied)}; serving: {rec.serving['note']}[/]")
+
+
+def evidence_lines(rec: Recommendation) -> list[str]:
+    """Each applied rule's evidence: the guide's rule, the published results, the project's own measurement."""
+    lines = []
+    for e in rec.evidence:
+        lines.append(f"rule {e['rule']} (the method guide): {e['guide']}")
+        lines.append(f"  published: {e['published']}")
+        lines.append(f"  {e['measured']}" if e["measured"] else "  not measured by this project yet: "
+                     "finetune-advisor pilot checks it on your data")
+    return lines
 
 
 def processes_line(rec: Recommendation) -> str:

@@ -80,16 +80,23 @@ def ensure_builtin(model: BuiltinModel, say: Callable[[str], None] | None = None
         raise InputError(f"cannot create the cache folder for the converted model: {exc.strerror}",
                          file=str(folder.parent), key="FINETUNE_ADVISOR_CACHE",
                          hint="point FINETUNE_ADVISOR_CACHE at a folder you can write to, or unset it") from None
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with third_party_output_to(folder.parent / f"{folder.name}.convert.log"):
-            _convert(model, gguf, tmp)
-        if folder.exists():  # an interrupted conversion left it without its marker
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
+    import fcntl
+
+    # one conversion at a time (two commands started together, parallel tests): the second waits, then finds it
+    with open(folder.with_name(f"{folder.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_converted(folder):
+            return folder
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            with third_party_output_to(folder.parent / f"{folder.name}.convert.log"):
+                _convert(model, gguf, tmp)
+            if folder.exists():  # an interrupted conversion left it without its marker
+                shutil.rmtree(folder)
+            tmp.rename(folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -122,12 +122,22 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
     once only for full fine-tuning (whose training needed far more memory than two copies for inference)."""
     import torch
 
-    from runner.generation import Timed, decoding, generate_all, plain, text_losses, time_speeds
+    from runner.generation import Timed, decoding, generate_all, plain, text_losses
+    from runner.generation import time_speeds as time_all
     from runner.model import load_model, load_trained
 
     plan = run.read_plan()
     torch.manual_seed(plan.seed)
     m = _Measured()
+    timed = plan.evaluation.speed
+
+    def time_speeds(tokenizer: Any, prompts: list[str], device: str, settings: dict[str, Any],
+                    variants: dict[str, Timed]) -> dict[str, dict[str, Any]]:
+        """Rounds of timed generation, unless the answers turned it off (evaluation.speed: false)."""
+        if not timed:
+            return {}
+        say("timing generation (alternating rounds)")
+        return time_all(tokenizer, prompts, device, settings, variants)
 
     def quality(name: str, model: Any) -> None:
         m.outputs[name], m.timing[name] = generate_all(model, tokenizer, prompts, settings, device)
@@ -145,14 +155,12 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
         say("tuned model: generating for the same examples")
         tuned = load_trained(run, plan, device=device)
         quality("tuned", tuned)
-        say("timing generation (alternating rounds)")
         m.speed = time_speeds(tokenizer, prompts, device, settings, {"base": plain(base), "tuned": plain(tuned)})
         return m, settings
     if card.quantized:
-        if card.mergeable:  # served merged into the 16-bit base, as `export --merged` makes it
+        if card.mergeable and timed:  # served merged into the 16-bit base, as `export --merged` makes it
             from peft import PeftModel
 
-            say("merged model (adapter on the 16-bit base): timing generation")
             on_full = PeftModel.from_pretrained(base, str(run.adapter)).eval()
             merged: dict[str, Timed] = {"base": (on_full, on_full.disable_adapter),
                                         "tuned_merged": (on_full, lambda: _merged(on_full))}
@@ -164,7 +172,6 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
         with tuned.disable_adapter():
             quality("base_quantized", tuned)
         quality("tuned", tuned)
-        say("timing generation (alternating rounds)")
         m.speed |= time_speeds(tokenizer, prompts, device, settings,
                                {"base_quantized": (tuned, tuned.disable_adapter), "tuned": plain(tuned)})
         return m, settings
@@ -172,7 +179,6 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
     say("tuned model: generating for the same examples")
     tuned = load_trained(run, plan, device=device)
     quality("tuned", tuned)
-    say("timing generation (alternating rounds)")
     variants: dict[str, Timed] = {"base": (tuned, tuned.disable_adapter), "tuned": plain(tuned)}
     if card.mergeable:
         variants["tuned_merged"] = (tuned, lambda: _merged(tuned))
@@ -295,7 +301,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     speed = measured.speed
     served_name = "tuned_merged" if "tuned_merged" in speed else "tuned"
     against = "base" if served_name == "tuned_merged" or not card.quantized else "base_quantized"
-    ratio = speed_ratio(speed[served_name], speed[against])
+    ratio = speed_ratio(speed[served_name], speed[against]) if speed else None
 
     # ---- costs, from the run
     events = read_events(run.events)
@@ -306,7 +312,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     inputs = ScorecardInputs(
         metric=primary, tuned_metric=p["tuned_mean"], base_metric=p["base_mean"], p_value=p["p_value"],
         ci_low=_number(p["ci_low"]), ci_high=_number(p["ci_high"]), direction=p["direction"],
-        perplexity_increase=general_ability["perplexity_increase"], throughput_ratio=ratio["scored_ratio"],
+        perplexity_increase=general_ability["perplexity_increase"], throughput_ratio=ratio["scored_ratio"] if ratio else None,
         peak_memory_gb=done.get("peak_memory_gb"), available_gb=plan.available_gb,
         training_hours=done["train_seconds"] / 3600 if "train_seconds" in done else None,
         artifact_gb=_size_gb(artifact), base_model_gb=base_gb, deployment_kind=_deployment_kind(card))
@@ -334,7 +340,8 @@ def _evaluate(run: RunDir, say: Any) -> Report:
         general_ability=general_ability,
         speed={**speed, "served": served_name, "against": against, "ratio": ratio,
                "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy; "
-                         f"{SPEED_ROUNDS} rounds in rotating order, the median round reported",
+                         f"{SPEED_ROUNDS} rounds in rotating order, the median round reported" if ratio else
+                         "not timed: the answers set evaluation.speed to false",
                "evaluation_generation": measured.timing},
         resources={"train_seconds": done.get("train_seconds"), "peak_memory_gb": done.get("peak_memory_gb"),
                    "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb},

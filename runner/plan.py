@@ -76,6 +76,8 @@ class PlanEvaluation:
     """auto (the goal's metrics) or one metric id of knowledge/ids.py, then the goal's others."""
     general_set: str = "builtin"
     """builtin, or the absolute path of the user's general-ability set."""
+    speed: bool = True
+    """Whether evaluation times generation speed (the scorecard's speed dimension)."""
 
 
 @dataclass

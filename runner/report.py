@@ -208,6 +208,9 @@ def general_sentence(report: Report) -> str:
 
 def speed_lines(report: Report) -> list[str]:
     s = report.speed
+    if not s.get("ratio"):
+        return [f"Generation speed: {s.get('method', 'not measured')}; the scorecard leaves speed out and rescales "
+                "the other weights."]
     shown = {"base": "base", "tuned": "tuned", "tuned_merged": "merged", "base_quantized": "4-bit base"}
     rates = ", ".join(f"{label} {s[key]['tokens_per_s']:g} ({s[key]['lowest']:g}-{s[key]['highest']:g})"
                       for key, label in shown.items() if isinstance(s.get(key), dict))

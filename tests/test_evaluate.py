@@ -227,3 +227,32 @@ def test_a_save_cut_short_is_named_before_evaluation_loads_anything(tmp_path: Pa
     with pytest.raises(InputError, match="incomplete") as err:
         evaluate_run(run.path)
     assert "train --resume" in str(err.value)
+
+
+def test_speed_is_left_out_when_the_answers_say_so(trained: Path, tmp_path: Path) -> None:
+    """evaluation.speed: false (quick evaluations, the pilot's): no timing rounds, and the scorecard says speed
+    was not measured instead of scoring it."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("eval", "report.*", "*.lock"))
+    plan = json.loads((run / "plan.json").read_text())
+    plan["evaluation"]["speed"] = False
+    (run / "plan.json").write_text(json.dumps(plan))
+    said: list[str] = []
+    report = evaluate_run(run, progress=said.append)
+    assert said and not any("timing" in message for message in said)
+    assert report.speed["ratio"] is None and report.scorecard["dimensions"]["speed"]["score"] is None
+    assert "not timed: the answers set evaluation.speed to false" in (run / "report.md").read_text()
+
+
+def test_evaluation_speed_is_a_yes_or_no_answer() -> None:
+    from advisor.answers import answers_from_dict, answers_to_dict
+
+    raw = {"version": 1, "goal": "style", "data": {"examples": 100}, "model": {"name_or_path": "gpt2"}}
+    off = answers_from_dict({**raw, "evaluation": {"speed": False}})
+    assert off.evaluation.speed is False and answers_to_dict(off)["evaluation"]["speed"] is False
+    assert answers_from_dict(raw).evaluation.speed is True
+    with pytest.raises(InputError) as err:
+        answers_from_dict({**raw, "evaluation": {"speed": "no"}})
+    assert err.value.key == "evaluation.speed" and "true or false" in str(err.value)

@@ -1,8 +1,8 @@
 """The built-in SmolLM2-135M-Instruct, a real instruct model: converted from its GGUF into a Hugging Face folder
 that loads and answers; every method id trains a few steps on it, saves, reloads to the same logits and
 generates (grouped-query attention with 9 query and 3 key-value heads, and tied embeddings, which the tiny test
-model never has); and each demo goal replays to a report whose numbers come from its predictions, the
-knowledge demo significantly better than the base."""
+model never has). The demo replays are in test_real_model_demos.py (a file of their own, so the suite's two
+workers share them)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
-from advisor.answers import load_answers
-from advisor.pipeline import apply_settings, replay
 from knowledge import RUNNABLE_METHODS
 from runner.evaluate import GENERAL_SET
 from runner.events import read_events
-from runner.metrics import score
-from runner.rundir import RunDir
 from runner.train import run_training
 from tests.runner_helpers import make_run
 
@@ -72,58 +68,6 @@ def test_every_method_trains_saves_reloads_and_generates_on_the_real_model(metho
         out = reloaded.generate(input_ids=probe, attention_mask=torch.ones_like(probe), max_new_tokens=4,
                                 min_new_tokens=4, do_sample=False, pad_token_id=2)
     assert out.shape[1] == probe.shape[1] + 4
-
-
-def _scores_from_predictions(run: RunDir, metric: str) -> tuple[float, float]:
-    means = []
-    for which in ("base", "tuned"):
-        records = [json.loads(line) for line in run.predictions(which).read_text().splitlines()]
-        assert all(score(metric, r["output"], r["reference"], r["prompt"]) == r["scores"][metric] for r in records)
-        means.append(sum(r["scores"][metric] for r in records) / len(records))
-    return means[0], means[1]
-
-
-def _replay_demo(demo_dir: Path, goal: str, tmp_path: Path, *settings: str) -> Any:
-    answers = apply_settings(load_answers(demo_dir / f"{goal}.yaml"), None, list(settings))
-    result = replay(answers, runs_dir=str(tmp_path / "runs"), allow_network=False, say=lambda m: None)
-    assert result.exit_code == 0 and result.report is not None, result
-    run = RunDir(str(result.run))
-    report = result.report
-    test_rows = run.split("test").read_text().splitlines()
-    assert report.test_examples == len(test_rows) > 0
-    base, tuned = _scores_from_predictions(run, report.primary_metric)
-    assert (report.primary["base_mean"], report.primary["tuned_mean"]) == pytest.approx((base, tuned))
-    assert report.general_ability["perplexity_base"] > 0 and report.verdict == report.scorecard["verdict"]
-    general_set = result.plan.evaluation.general_set  # the answers' general set reaches evaluation through the plan
-    assert report.general_ability["texts"] == len((GENERAL_SET if general_set == "builtin" else
-                                                   Path(general_set)).read_text().splitlines())
-    assert run.report_md.read_text().count(report.verdict) >= 1
-    return result
-
-
-@pytest.mark.parametrize(("goal", "method", "metric"), [("style", "p_tuning_v2", "rouge_l"),
-                                                         ("reasoning", "lora", "accuracy"),
-                                                         ("agent", "lora", "function_call")])
-def test_each_demo_goal_replays_to_a_report_made_from_its_predictions(goal: str, method: str, metric: str,
-                                                                     demo_dir: Path, tmp_path: Path,
-                                                                     both_cores: int) -> None:
-    general = tmp_path / "general.txt"  # two passages: general ability is measured, at a fraction of the time
-    general.write_text("The river ran past the old mill.\nShe opened the window and the room smelled of rain.\n")
-    result = _replay_demo(demo_dir, goal, tmp_path, "overrides.max_steps=2",  # behaviour, not learning
-                          f"evaluation.general_set={general}")
-    assert result.recommendation.method == method and result.report.primary_metric == metric
-
-
-@pytest.mark.slow
-def test_the_knowledge_demo_beats_the_base_significantly(demo_dir: Path, tmp_path: Path, both_cores: int) -> None:
-    """The shipped knowledge demo as it is (its facts, its recommended settings): about two minutes here."""
-    result = _replay_demo(demo_dir, "knowledge", tmp_path)
-    primary = result.report.primary
-    assert result.recommendation.method == "lora" and result.recommendation.hyperparameters["learning_rate"] == 1e-3
-    assert primary["p_value"] < 0.05 and primary["ci_low"] > 0 and primary["tuned_mean"] > primary["base_mean"]
-    assert result.report.direction == "better" and result.report.primary_metric == "fact_match"
-    assert result.report.split["test_facts_seen_in_training"] == result.report.split["test_facts"] == 20
-    assert "Test facts seen in training: 20 of 20" in RunDir(str(result.run)).report_md.read_text()
 
 
 def test_the_probe_counts_the_tokens_training_encodes(smollm2: Path) -> None:

@@ -81,14 +81,16 @@ class RecommendationScreen(Screen[None]):
         self.app.call_from_thread(self.show, result)
 
     def show(self, rec: Recommendation) -> None:
-        from advisor.render import SETTING_NAMES, memory_bar, memory_legend, processes_line
+        from advisor.render import SETTING_NAMES, evidence_lines, memory_bar, memory_legend, processes_line
 
         self.recommendation = rec
         mem = rec.memory
         self.query_one("#method", Static).update(
             f"Recommended: {escape(rec.method_name)} ({rec.method}), training "
             f"{rec.trainable_params:,} parameters ({rec.trainable_percent:g}%) of {escape(rec.model['name'])}")
-        self.query_one("#reasons", Static).update("\n".join(f"• {escape(r)}" for r in rec.reasons))
+        self.query_one("#reasons", Static).update(
+            "\n".join(f"• {escape(r)}" for r in rec.reasons)
+            + "".join(f"\n[dim]{escape(line)}[/]" for line in evidence_lines(rec)))
         settings = self.query_one("#settings", Vertical)
         settings.remove_children()
         self.shown = {}

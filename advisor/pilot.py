@@ -1,0 +1,258 @@
+"""The pilot: does the advice hold on this data? The recommended method and its strongest alternatives (or two
+or three values of one setting, a sweep) are each trained for the same small budget on a slice of the training
+data, scored on the validation split, and compared with paired tests: an omnibus test first (Cochran's Q for 0/1
+metrics, Friedman for continuous ones), then every pair, Holm-corrected. The result says which to train in full,
+with the evidence and the cost of each, or that the candidates cannot be told apart on this many examples.
+
+The pilot's runs are ordinary run directories under RUNS/STAMP-pilot-MODEL/runs/. Their test set is the full
+data's validation split: the test split is never scored, so the full run's verdict stays a fresh measurement.
+`winner.yaml` beside them is the user's answers with the winning choice, for `finetune-advisor train`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from advisor.answers import OVERRIDE_KEYS, Answers, answers_to_dict
+from advisor.pipeline import apply_settings, replay
+from advisor.recommend import Recommendation, gather_inputs, recommend
+from advisor.runs import plan_run
+from knowledge import load_evaluation
+from knowledge.errors import InputError
+from runner.plan import step_schedule
+
+__all__ = ["Candidate", "PilotPlan", "decide", "plan_pilot", "run_pilot"]
+
+Say = Callable[[str], None]
+SWEEPABLE = ("learning_rate", "lora_rank")
+
+
+@dataclass
+class Candidate:
+    label: str
+    method: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Overrides beyond the method (a sweep's value)."""
+    estimate_s: float = 0.0
+    estimate: str = ""
+
+
+@dataclass
+class PilotPlan:
+    answers: Answers
+    recommendation: Recommendation
+    candidates: list[Candidate]
+    steps: int
+    examples: int
+    """Training examples in the slice each candidate trains on."""
+    sweep: str | None = None
+
+    def lines(self) -> list[str]:
+        """The budget, before anything starts."""
+        total = sum(c.estimate_s for c in self.candidates)
+        what = f"{self.sweep} values for {self.recommendation.method}" if self.sweep else "methods"
+        out = [f"pilot: {len(self.candidates)} {what}, {self.steps} steps each on {self.examples} training "
+               "examples, scored on the validation split (the test split is not touched)"]
+        out += [f"  {c.label}: training {c.estimate}" for c in self.candidates]
+        out.append(f"  training in all: about {_minutes(total)}; each evaluation adds generation for the "
+                   "validation examples (not estimated)")
+        return out
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _sweep_values(key: str, recommended: Any, given: list[str] | None) -> list[Any]:
+    kind: Callable[[Any], Any] = float if key == "learning_rate" else int
+    bounds = OVERRIDE_KEYS[key][1]
+    if given:
+        try:
+            values = [kind(yaml.safe_load(v)) for v in given]
+        except (TypeError, ValueError):
+            raise InputError(f"--sweep {key}: values must be numbers, got {', '.join(given)}", key="--sweep") from None
+    else:
+        factors = load_evaluation().pilot.sweep_factors[key]
+        values = [kind(round(recommended * f, 10)) if kind is float else max(1, int(round(recommended * f)))
+                  for f in factors]
+    values = list(dict.fromkeys(values))
+    low, high = bounds
+    bad = [v for v in values if not low <= v <= high]
+    if bad:
+        raise InputError(f"--sweep {key}: {bad[0]} is outside {low:g} to {high:g}", key="--sweep")
+    if not 2 <= len(values) <= 3:
+        raise InputError(f"--sweep {key} needs two or three different values", key="--sweep",
+                         hint=f"for example --sweep {key}={recommended},{recommended * 3}")
+    return values
+
+
+def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int | None = None,
+               examples: int | None = None, sweep: str | None = None, allow_network: bool = True) -> PilotPlan:
+    """The candidates, the budget and its estimate; nothing is created. `sweep` is KEY or KEY=v1,v2[,v3]."""
+    settings = load_evaluation().pilot
+    if answers.data.path is None:
+        raise InputError("a pilot trains on your data: give data.path", key="data.path")
+    if "method" in answers.overrides and not sweep:
+        raise InputError("overrides.method fixes the method, so there is nothing to choose between",
+                         key="overrides.method", hint="remove it to pilot the advised methods, or sweep a setting "
+                                                       "of it: --sweep learning_rate")
+    rec, _ = plan_run(answers, allow_network=allow_network, check_model=True)
+    train_examples = int(rec.data["train_examples"])
+    examples = min(train_examples, examples or settings.max_examples)
+    hp = rec.hyperparameters
+    full_steps, _, _ = step_schedule(train_examples, hp["batch_size"], hp["gradient_accumulation"], 1, hp["epochs"],
+                                     answers.overrides.get("max_steps"))
+    steps = steps or min(full_steps, settings.max_steps)
+    if sweep:
+        key, _, raw = sweep.partition("=")
+        if key not in SWEEPABLE:
+            raise InputError(f"--sweep {key!r} is not a setting the pilot sweeps", key="--sweep",
+                             hint=f"one of: {', '.join(SWEEPABLE)}")
+        if hp.get(key) is None:
+            raise InputError(f"{rec.method} has no {key} to sweep", key="--sweep")
+        values = _sweep_values(key, hp[key], raw.split(",") if raw else None)
+        candidates = [Candidate(f"{rec.method}, {key} {v:g}", rec.method, {key: v}) for v in values]
+    else:
+        others = [a["method"] for a in rec.alternatives if a["fits"]][:alternatives if alternatives is not None
+                                                                      else settings.alternatives]
+        candidates = [Candidate(m, m) for m in [rec.method, *others]]
+    if len(candidates) < 2:
+        raise InputError("only the recommended method fits here: there is nothing to compare it with",
+                         hint="free memory, or sweep one of its settings: --sweep learning_rate")
+    for c in candidates:  # the same estimate the recommendation gives, for the pilot's budget
+        pilot_answers = apply_settings(answers, c.method, [f"overrides.max_steps={steps}",
+                                                           *(f"overrides.{k}={v}" for k, v in c.settings.items())])
+        estimate = recommend(gather_inputs(pilot_answers, allow_network=allow_network)).time
+        c.estimate_s, c.estimate = float(estimate["seconds"]), estimate["basis"]
+    return PilotPlan(answers, rec, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
+
+
+def decide(comparison: dict[str, Any], candidates: list[Candidate], recommended: str) -> dict[str, Any]:
+    """Which candidate to train in full, from compare_runs' result: the best-scoring one when the omnibus test
+    and each of its Holm-corrected pairwise tests find it better; else the candidates are indistinguishable on
+    this many examples, and the advice stays the recommended one (or the cheapest of those tied with the best)."""
+    runs = comparison["runs"]
+    best = max(range(len(runs)), key=lambda i: runs[i]["tuned"])
+    name = runs[best]["name"]
+    omnibus = comparison.get("omnibus")
+    omnibus_ok = omnibus is None or omnibus["p_value"] < 0.05
+    against = [p for p in comparison["pairwise"] if name in (p["a"], p["b"])]
+    beaten = all(p["p_holm"] < 0.05 and ((p["b"] == name) == (p["effect_b_minus_a"] > 0)) for p in against)
+    n = comparison["test_examples"]
+    if omnibus_ok and beaten:
+        winner = candidates[best]
+        why = (f"{winner.label} scored {runs[best]['tuned']:.3f} {comparison['metric']}, significantly better than "
+               f"every other candidate on {n} validation examples (Holm-corrected"
+               + (f"; {omnibus['sentence']}" if omnibus else "") + ")")
+        return {"winner": winner.label, "method": winner.method, "settings": winner.settings, "decided": True,
+                "why": why}
+    tied = [i for i, r in enumerate(runs) if i == best or not any(
+        name in (p["a"], p["b"]) and runs[i]["name"] in (p["a"], p["b"]) and p["p_holm"] < 0.05 for p in against)]
+    chosen = next((i for i in tied if candidates[i].method == recommended and not candidates[i].settings), None)
+    if chosen is None:
+        chosen = min(tied, key=lambda i: candidates[i].estimate_s)
+    why = (f"the candidates cannot be told apart on {n} validation examples"
+           + (f" ({omnibus['sentence']})" if omnibus else "") + f"; {candidates[best].label} scored highest "
+           f"({runs[best]['tuned']:.3f} {comparison['metric']}). Train "
+           f"{candidates[chosen].label}: " + ("the advised choice, which the pilot did not contradict"
+                                              if chosen == next((i for i in tied if candidates[i].method ==
+                                                                 recommended), -1)
+                                              else "the quickest of those tied with the best")
+           + "; a larger validation split (data.validation_path) tells more")
+    return {"winner": None, "method": candidates[chosen].method, "settings": candidates[chosen].settings,
+            "decided": False, "why": why}
+
+
+def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = True, say: Say = print,
+              on_event: Any = None) -> dict[str, Any]:
+    """Train, evaluate and compare every candidate; write pilot.json, pilot.md and winner.yaml; the result."""
+    from runner.compare import compare_runs
+    from runner.data import prepare_splits, read_split
+    from runner.rundir import create_run_dir
+
+    answers = plan.answers
+    folder = create_run_dir(runs_dir, "pilot", answers.model.name_or_path)
+    _, full_plan = plan_run(answers, allow_network=allow_network, check_model=False)
+    counts = prepare_splits(full_plan, folder)  # the full data's split, as its full run will make it
+    train = read_split(folder, "train")
+    random.Random(answers.seed).shuffle(train)
+    slice_path = folder.path / "data" / "pilot-train.jsonl"
+    slice_path.write_text("".join(json.dumps({k: v for k, v in row.items() if k != "source_index"},
+                                             ensure_ascii=False) + "\n" for row in train[:plan.examples]),
+                          encoding="utf-8")
+    validation = folder.split("validation")
+    if counts["validation"] < 2:
+        raise InputError(f"the validation split has {counts['validation']} example(s): too few to compare on",
+                         key="data.validation_path", hint="give data.validation_path, or more examples")
+    for line in plan.lines():
+        say(line)
+    results = []
+    for c in plan.candidates:
+        say(f"== pilot: {c.label}")
+        settings = [f"data.path={slice_path}", f"data.test_path={validation}", f"overrides.max_steps={plan.steps}",
+                    "evaluation.speed=false",  # the candidates are compared on the task; their cost is training's
+                    *(f"overrides.{k}={v}" for k, v in c.settings.items())]
+        result = replay(apply_settings(answers, c.method, settings), runs_dir=str(folder.path / "runs"),
+                        allow_network=allow_network, say=say, on_event=on_event)
+        if result.exit_code != 0 or result.report is None:
+            raise InputError(f"the pilot run of {c.label} did not finish", file=str(result.run),
+                             hint=f"see {result.run}/worker.log; continue it with finetune-advisor replay "
+                                  f"--resume {result.run}")
+        results.append(result)
+    comparison = compare_runs([str(r.run) for r in results], progress=say)
+    decision = decide(comparison, plan.candidates, plan.recommendation.method)
+    costs = []
+    for c, r in zip(plan.candidates, results, strict=True):
+        assert r.report is not None
+        costs.append({"label": c.label, "method": c.method, "settings": c.settings, "run": r.run,
+                      "estimated_train_s": round(c.estimate_s, 1),
+                      "train_seconds": r.report.resources.get("train_seconds"),
+                      "peak_memory_gb": r.report.resources.get("peak_memory_gb")})
+    winner = answers_to_dict(answers)
+    winner["data"]["path"] = str(answers.resolve(winner["data"]["path"]))
+    winner["overrides"] = {**winner.get("overrides", {}), "method": decision["method"],
+                           **decision["settings"]}
+    winner_path = folder.path / "winner.yaml"
+    winner_path.write_text(f"# the pilot's choice ({decision['why']})\n" +
+                           yaml.safe_dump(winner, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    out = {"pilot": str(folder.path), "steps": plan.steps, "examples": plan.examples,
+           "validation_examples": comparison["test_examples"], "sweep": plan.sweep,
+           "recommended": plan.recommendation.method, "comparison": comparison, "candidates": costs,
+           "decision": decision, "winner_answers": str(winner_path),
+           "next": f"finetune-advisor train --answers {winner_path}"}
+    (folder.path / "pilot.json").write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
+    (folder.path / "pilot.md").write_text(render_pilot(out), encoding="utf-8")
+    return out
+
+
+def pilot_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(candidate, tuned against base, p against the base (Holm), train time, peak memory) per candidate."""
+    rows = []
+    for c, r in zip(result["candidates"], result["comparison"]["runs"], strict=True):
+        rows.append((c["label"], f"{r['tuned']:.3f} vs {r['base']:.3f}", f"{r['p_holm']:.3g}",
+                     _minutes(c["train_seconds"] or 0), f"{c['peak_memory_gb'] or 0:.2f} GB"))
+    return rows
+
+
+def render_pilot(result: dict[str, Any]) -> str:
+    c = result["comparison"]
+    lines = [f"# Pilot: {', '.join(x['label'] for x in result['candidates'])}", "",
+             f"**{'Train ' + result['decision']['winner'] if result['decision']['decided'] else 'No clear winner'}"
+             f".** {result['decision']['why']}.", "",
+             f"Each candidate trained {result['steps']} steps on {result['examples']} training examples and was "
+             f"scored ({c['metric']}) on the same {c['test_examples']} validation examples; the test split was not "
+             "used.", "", "| candidate | tuned vs base | p vs base (Holm) | training | peak memory |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in pilot_rows(result)]
+    if c.get("omnibus"):
+        lines += ["", f"Omnibus: {c['omnibus']['sentence']}."]
+    lines += ["", "Pairs (Holm-corrected):", ""]
+    lines += [f"- {p['a']} vs {p['b']}: {p['sentence']} (Holm p = {p['p_holm']:.3g})" for p in c["pairwise"]]
+    lines += ["", f"Train it in full: `{result['next']}`", ""]
+    return "\n".join(lines)
