@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alternatives", type=_within(high=8), metavar="N", help="alternatives beside the recommended "
                    "method (default 2, those that fit)")
     p.add_argument("--steps", type=_within(high=100_000), metavar="N", help="training steps each (default: the "
-                   "recommended run's, at most 60)")
+                   "recommended run's, at most 30)")
     p.add_argument("--examples", type=_within(high=10 ** 7), metavar="N",
                    help="training examples each trains on (default: all, at most 400)")
     p.add_argument("--sweep", metavar="KEY[=V1,V2,V3]", help="compare values of learning_rate or lora_rank for the "

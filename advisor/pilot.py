@@ -41,6 +41,8 @@ class Candidate:
     """Overrides beyond the method (a sweep's value)."""
     estimate_s: float = 0.0
     estimate: str = ""
+    advised: bool = False
+    """The recommendation's own choice (its method, or its value of the swept setting)."""
 
 
 @dataclass
@@ -117,11 +119,12 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
         if hp.get(key) is None:
             raise InputError(f"{rec.method} has no {key} to sweep", key="--sweep")
         values = _sweep_values(key, hp[key], raw.split(",") if raw else None)
-        candidates = [Candidate(f"{rec.method}, {key} {v:g}", rec.method, {key: v}) for v in values]
+        candidates = [Candidate(f"{rec.method}, {key} {v:g}", rec.method, {key: v}, advised=v == hp[key])
+                      for v in values]
     else:
         others = [a["method"] for a in rec.alternatives if a["fits"]][:alternatives if alternatives is not None
                                                                       else settings.alternatives]
-        candidates = [Candidate(m, m) for m in [rec.method, *others]]
+        candidates = [Candidate(m, m, advised=m == rec.method) for m in [rec.method, *others]]
     if len(candidates) < 2:
         raise InputError("only the recommended method fits here: there is nothing to compare it with",
                          hint="free memory, or sweep one of its settings: --sweep learning_rate")
@@ -133,37 +136,36 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
     return PilotPlan(answers, rec, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
 
 
-def decide(comparison: dict[str, Any], candidates: list[Candidate], recommended: str) -> dict[str, Any]:
-    """Which candidate to train in full, from compare_runs' result: the best-scoring one when the omnibus test
-    and each of its Holm-corrected pairwise tests find it better; else the candidates are indistinguishable on
-    this many examples, and the advice stays the recommended one (or the cheapest of those tied with the best)."""
+def decide(comparison: dict[str, Any], candidates: list[Candidate]) -> dict[str, Any]:
+    """Which candidate to train in full, from compare_runs' result. The omnibus test comes first: when it finds
+    no difference, no pair is looked at. Then the best scorer wins when each of its Holm-corrected pairwise tests
+    finds it better. Otherwise the candidates tied with the best (not significantly different from it) cannot be
+    told apart on this many examples: the advised one stays the choice when it is among them, else the quickest."""
     runs = comparison["runs"]
     best = max(range(len(runs)), key=lambda i: runs[i]["tuned"])
-    name = runs[best]["name"]
     omnibus = comparison.get("omnibus")
     omnibus_ok = omnibus is None or omnibus["p_value"] < 0.05
-    against = [p for p in comparison["pairwise"] if name in (p["a"], p["b"])]
-    beaten = all(p["p_holm"] < 0.05 and ((p["b"] == name) == (p["effect_b_minus_a"] > 0)) for p in against)
-    n = comparison["test_examples"]
-    if omnibus_ok and beaten:
-        winner = candidates[best]
-        why = (f"{winner.label} scored {runs[best]['tuned']:.3f} {comparison['metric']}, significantly better than "
-               f"every other candidate on {n} validation examples (Holm-corrected"
-               + (f"; {omnibus['sentence']}" if omnibus else "") + ")")
-        return {"winner": winner.label, "method": winner.method, "settings": winner.settings, "decided": True,
-                "why": why}
-    tied = [i for i, r in enumerate(runs) if i == best or not any(
-        name in (p["a"], p["b"]) and runs[i]["name"] in (p["a"], p["b"]) and p["p_holm"] < 0.05 for p in against)]
-    chosen = next((i for i in tied if candidates[i].method == recommended and not candidates[i].settings), None)
-    if chosen is None:
-        chosen = min(tied, key=lambda i: candidates[i].estimate_s)
+
+    def differs_from_best(i: int) -> bool:
+        pair = next((p for p in comparison["pairwise"]
+                     if {p["a"], p["b"]} == {runs[i]["name"], runs[best]["name"]}), None)
+        return omnibus_ok and pair is not None and pair["p_holm"] < 0.05
+
+    tied = [i for i in range(len(runs)) if i == best or not differs_from_best(i)]
+    n, metric, top = comparison["test_examples"], comparison["metric"], candidates[best]
+    if len(tied) == 1:
+        why = (f"{top.label} scored {runs[best]['tuned']:.3f} {metric}, significantly better than every other "
+               f"candidate on {n} validation examples (Holm-corrected" + (f"; {omnibus['sentence']}" if omnibus else "")
+               + ")")
+        return {"winner": top.label, "method": top.method, "settings": top.settings, "decided": True, "why": why}
+    advised = next((i for i in tied if candidates[i].advised), None)
+    chosen = advised if advised is not None else min(tied, key=lambda i: candidates[i].estimate_s)
     why = (f"the candidates cannot be told apart on {n} validation examples"
-           + (f" ({omnibus['sentence']})" if omnibus else "") + f"; {candidates[best].label} scored highest "
-           f"({runs[best]['tuned']:.3f} {comparison['metric']}). Train "
-           f"{candidates[chosen].label}: " + ("the advised choice, which the pilot did not contradict"
-                                              if chosen == next((i for i in tied if candidates[i].method ==
-                                                                 recommended), -1)
-                                              else "the quickest of those tied with the best")
+           + (f" ({omnibus['sentence']})" if omnibus and not omnibus_ok else "")
+           + f"; {top.label} scored highest ({runs[best]['tuned']:.3f} {metric}). Train {candidates[chosen].label}: "
+           + ("the advised choice, which the pilot did not contradict" if advised is not None
+              else "the advised choice did significantly worse than the best; this is the quickest of those tied "
+                   "with it")
            + "; a larger validation split (data.validation_path) tells more")
     return {"winner": None, "method": candidates[chosen].method, "settings": candidates[chosen].settings,
             "decided": False, "why": why}
@@ -206,14 +208,16 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
                                   f"--resume {result.run}")
         results.append(result)
     comparison = compare_runs([str(r.run) for r in results], progress=say)
-    decision = decide(comparison, plan.candidates, plan.recommendation.method)
+    decision = decide(comparison, plan.candidates)
     costs = []
     for c, r in zip(plan.candidates, results, strict=True):
         assert r.report is not None
         costs.append({"label": c.label, "method": c.method, "settings": c.settings, "run": r.run,
                       "estimated_train_s": round(c.estimate_s, 1),
                       "train_seconds": r.report.resources.get("train_seconds"),
-                      "peak_memory_gb": r.report.resources.get("peak_memory_gb")})
+                      "peak_memory_gb": r.report.resources.get("peak_memory_gb"),
+                      "perplexity_increase": r.report.general_ability.get("perplexity_increase"),
+                      "ready": r.report.scorecard["ready"], "verdict": r.report.verdict})
     winner = answers_to_dict(answers)
     winner["data"]["path"] = str(answers.resolve(winner["data"]["path"]))
     winner["overrides"] = {**winner.get("overrides", {}), "method": decision["method"],
@@ -231,28 +235,34 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
     return out
 
 
-def pilot_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(candidate, tuned against base, p against the base (Holm), train time, peak memory) per candidate."""
-    rows = []
+def pilot_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
+    """(candidate, tuned against base, p against the base (Holm), general-text perplexity change, train time,
+    peak memory) per candidate."""
+    rows: list[tuple[str, ...]] = []
     for c, r in zip(result["candidates"], result["comparison"]["runs"], strict=True):
+        ppl = c.get("perplexity_increase")
         rows.append((c["label"], f"{r['tuned']:.3f} vs {r['base']:.3f}", f"{r['p_holm']:.3g}",
-                     _minutes(c["train_seconds"] or 0), f"{c['peak_memory_gb'] or 0:.2f} GB"))
+                     "not measured" if ppl is None else f"{ppl * 100:+.1f}%", _minutes(c["train_seconds"] or 0),
+                     f"{c['peak_memory_gb'] or 0:.2f} GB"))
     return rows
 
 
 def render_pilot(result: dict[str, Any]) -> str:
     c = result["comparison"]
+    labels = {r["name"]: cand["label"] for r, cand in zip(c["runs"], result["candidates"], strict=True)}
     lines = [f"# Pilot: {', '.join(x['label'] for x in result['candidates'])}", "",
              f"**{'Train ' + result['decision']['winner'] if result['decision']['decided'] else 'No clear winner'}"
-             f".** {result['decision']['why']}.", "",
+             f".** {result['decision']['why'][0].upper() + result['decision']['why'][1:]}.", "",
              f"Each candidate trained {result['steps']} steps on {result['examples']} training examples and was "
              f"scored ({c['metric']}) on the same {c['test_examples']} validation examples; the test split was not "
-             "used.", "", "| candidate | tuned vs base | p vs base (Holm) | training | peak memory |",
-             "|---|---|---|---|---|"]
+             "used.", "",
+             "| candidate | tuned vs base | p vs base (Holm) | general-text perplexity | training | peak memory |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in pilot_rows(result)]
     if c.get("omnibus"):
         lines += ["", f"Omnibus: {c['omnibus']['sentence']}."]
-    lines += ["", "Pairs (Holm-corrected):", ""]
-    lines += [f"- {p['a']} vs {p['b']}: {p['sentence']} (Holm p = {p['p_holm']:.3g})" for p in c["pairwise"]]
+    lines += ["", "Pairs (the second minus the first; Holm-corrected):", ""]
+    lines += [f"- {labels[p['a']]} vs {labels[p['b']]}: {p['effect_b_minus_a']:+.3f} (95% interval "
+              f"{p['ci'][0]:+.3f} to {p['ci'][1]:+.3f}), Holm p = {p['p_holm']:.3g}" for p in c["pairwise"]]
     lines += ["", f"Train it in full: `{result['next']}`", ""]
     return "\n".join(lines)

@@ -312,7 +312,8 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     inputs = ScorecardInputs(
         metric=primary, tuned_metric=p["tuned_mean"], base_metric=p["base_mean"], p_value=p["p_value"],
         ci_low=_number(p["ci_low"]), ci_high=_number(p["ci_high"]), direction=p["direction"],
-        perplexity_increase=general_ability["perplexity_increase"], throughput_ratio=ratio["scored_ratio"] if ratio else None,
+        perplexity_increase=general_ability["perplexity_increase"],
+        throughput_ratio=ratio["scored_ratio"] if ratio else None,
         peak_memory_gb=done.get("peak_memory_gb"), available_gb=plan.available_gb,
         training_hours=done["train_seconds"] / 3600 if "train_seconds" in done else None,
         artifact_gb=_size_gb(artifact), base_model_gb=base_gb, deployment_kind=_deployment_kind(card))

@@ -332,3 +332,33 @@ def test_precision_follows_the_hardware_and_the_answers_override_it() -> None:
                                              detect=False, allow_network=False),
                                hardware=replace(inputs.hardware, cpu_bf16=True, cpu_cores=2)))
     assert forced.hyperparameters["precision"] == "fp32"
+
+
+def test_the_rule_applied_shows_its_evidence_and_a_contradicting_measurement_is_said() -> None:
+    """knowledge/evidence.yaml: the guide's rule, the published results and the project's own measurement beside
+    the rule that chose the method; where the measurement disagrees, a warning in words suggests the pilot."""
+    import dataclasses
+
+    import knowledge.evidence as evidence
+
+    agent = rec(answers(goal="agent"))
+    [a1] = [e for e in agent.evidence if e["rule"] == "A1"]
+    assert a1["agrees"] is True and "lora 0.917" in a1["measured"] and "PEFT method comparison" in a1["published"]
+    assert not any("pilot" in w for w in agent.warnings)
+    known = evidence.load_evidence()
+    measured = known.rules["A1"].measured
+    assert measured is not None
+    contradicted = dataclasses.replace(known, rules={**known.rules, "A1": dataclasses.replace(
+        known.rules["A1"], measured=dataclasses.replace(measured, best=["dora"]))})
+    evidence.load_evidence.cache_clear()
+    try:
+        import unittest.mock
+
+        with unittest.mock.patch.object(evidence, "load_evidence", lambda: contradicted):
+            warned = rec(answers(goal="agent"))
+    finally:
+        evidence.load_evidence.cache_clear()
+    [a1] = [e for e in warned.evidence if e["rule"] == "A1"]
+    assert a1["agrees"] is False and warned.method == "lora"  # the rule stays as the guide states it
+    assert any("rule A1 advises lora, but the project's own measurement" in w and "found dora better" in w
+               and "finetune-advisor pilot" in w for w in warned.warnings)

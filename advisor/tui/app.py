@@ -73,6 +73,8 @@ class FinetuneAdvisorApp(App[int]):
         yield SystemCommand("Save answers", "Save the answers so far to a YAML file", self.action_save_answers)
         if isinstance(screen, RecommendationScreen):
             yield SystemCommand("Train", "Start training with these settings", screen.action_train)
+            yield SystemCommand("Pilot", "Train the top candidates briefly on your data and compare them",
+                                screen.action_pilot)
         if isinstance(screen, TrainingScreen):
             yield SystemCommand("Stop training", "Save a checkpoint and stop", screen.action_stop)
             yield SystemCommand("Results", "Evaluate and show the verdict", screen.action_results)

@@ -80,7 +80,8 @@ class InterviewScreen(Screen[None]):
         yield Header()
         yield Label("", id="step-title", classes="title")
         with ContentSwitcher(initial="step-goal", id="steps"):
-            for name in STEPS:  # each step's widgets are made when it is first shown: a quick first screen
+            yield VerticalScroll(*self.step_widgets("goal"), id="step-goal", classes="step")
+            for name in STEPS[1:]:  # the other steps' widgets are made when first shown: a quick first screen
                 yield VerticalScroll(id=f"step-{name}", classes="step")
         yield Static("", id="problem", classes="error")
         with Horizontal(classes="buttons"):
@@ -141,9 +142,11 @@ class InterviewScreen(Screen[None]):
     async def ensure_step(self, name: str) -> None:
         """Make the step's widgets the first time it is shown, filled from the answers so far."""
         container = self.query_one(f"#step-{name}", VerticalScroll)
-        if container.children:
+        if name in self.filled:
             return
-        await container.mount_all(self.step_widgets(name))
+        self.filled.add(name)
+        if not container.children:
+            await container.mount_all(self.step_widgets(name))
         self.fill(name)
 
     # ------------------------------------------------------------------ state
@@ -158,6 +161,7 @@ class InterviewScreen(Screen[None]):
         self.model_summary = ""
         """The checked model's size and shape, shown again on the hardware step."""
         self.detected: Any = None
+        self.filled: set[str] = set()
         self.checked: dict[str, str] = {}
         """The data path and model name as last checked: their findings stay until the field changes."""
         await self.show_step()

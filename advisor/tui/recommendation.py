@@ -28,7 +28,8 @@ EDITABLE = ("learning_rate", "epochs", "lora_rank", "lora_alpha", "batch_size", 
 
 class RecommendationScreen(Screen[None]):
     BINDINGS = [Binding("ctrl+r", "train", "Train"), Binding("ctrl+l", "apply", "Apply"),
-                Binding("ctrl+g", "alternatives", "Other methods"), Binding("ctrl+s", "app.save_answers", "Save"),
+                Binding("ctrl+g", "alternatives", "Other methods"), Binding("ctrl+y", "pilot", "Pilot"),
+                Binding("ctrl+s", "app.save_answers", "Save"),
                 Binding("escape", "back", "Back")]
 
     def __init__(self, answers: Answers) -> None:
@@ -177,6 +178,15 @@ class RecommendationScreen(Screen[None]):
         self.problem("")
         self.recommendation = None  # until the new one is shown: Train waits for it
         self.compute()
+
+    def action_pilot(self) -> None:
+        """Try the advice on this data first: the recommended method and its strongest alternatives, briefly."""
+        from advisor.tui.pilot import PilotScreen
+
+        if self.recommendation is None or self.pending():
+            self.problem("apply the settings (or wait for the recommendation) before a pilot")
+            return
+        self.app.push_screen(PilotScreen(self.answers))
 
     @on(Button.Pressed, "#save")
     def save(self) -> None:
