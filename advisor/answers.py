@@ -53,6 +53,7 @@ OVERRIDE_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "save_steps": (int, (1, 10_000_000)),
     "processes_per_node": (int, (1, 256)),
     "distributed": (str, DISTRIBUTED_STRATEGIES),
+    "tensorboard": (bool, None),
 }
 
 

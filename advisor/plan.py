@@ -67,7 +67,8 @@ def make_plan(answers: Answers, recommendation: Recommendation) -> Plan:
         training=PlanTraining(
             max_steps=answers.overrides.get("max_steps"),
             save_steps=answers.overrides.get("save_steps") or max(10, min(500, total_steps // 5 or 1)),
-            logging_steps=max(1, min(10, total_steps // 50)), eval_steps=eval_steps),
+            logging_steps=max(1, min(10, total_steps // 50)), eval_steps=eval_steps,
+            tensorboard=answers.overrides.get("tensorboard", True)),
         evaluation=PlanEvaluation(metric=answers.evaluation.metric,
                                   general_set=general_set if general_set == "builtin"
                                   else str(answers.resolve(general_set)), speed=answers.evaluation.speed),

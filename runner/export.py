@@ -56,5 +56,8 @@ def _merge(run: RunDir, plan: Plan, target: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)  # a killed export's partial folder: never moved into merged/
     merged.save_pretrained(str(tmp))
     load_tokenizer(base_name, plan.model.trust_remote_code).save_pretrained(str(tmp))
+    from runner.model_card import write_model_card
+
+    write_model_card(run, tmp, merged=True)
     tmp.rename(target)
     return target

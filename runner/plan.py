@@ -58,6 +58,8 @@ class PlanTraining:
     save_steps: int = 500
     logging_steps: int = 10
     eval_steps: int = 100
+    tensorboard: bool = True
+    """Training logs in TensorBoard format (run/tensorboard/) when the package is installed."""
 
 
 def step_schedule(train_examples: int, batch: int, accumulation: int, processes: int, epochs: int,

@@ -88,6 +88,11 @@ def write_report(run: RunDir, report: Report) -> None:
     """report.json and report.md."""
     run.report_json.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False), encoding="utf-8")
     run.report_md.write_text(render_markdown(report), encoding="utf-8")
+    from runner.model_card import write_model_card
+
+    artifact = run.path / run.read_plan().artifact
+    if artifact.is_dir():  # the card beside the weights carries the verdict and the metrics
+        write_model_card(run, artifact)
 
 
 def add_human_preference(run: RunDir, result: dict[str, Any]) -> Report:

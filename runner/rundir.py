@@ -77,6 +77,11 @@ class RunDir:
         return self.path / "eval"
 
     @property
+    def tensorboard(self) -> Path:
+        """The Trainer's TensorBoard logs (`tensorboard --logdir runs/` shows every run)."""
+        return self.path / "tensorboard"
+
+    @property
     def eval_lock(self) -> Path:
         """Held (flock) while a process evaluates the run: one evaluation at a time."""
         return self.path / "eval.lock"

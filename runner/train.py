@@ -68,6 +68,18 @@ def last_complete_checkpoint(folder: Path, skipped: list[str] | None = None) -> 
     return None
 
 
+def _report_to(run: RunDir, plan: Plan) -> list[str]:
+    """The Trainer's own TensorBoard logs, in the run's tensorboard/ folder, when tensorboard (or tensorboardX) is
+    installed and the answers did not turn them off (overrides.tensorboard: false)."""
+    import importlib.util
+
+    installed = any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX"))
+    if not plan.training.tensorboard or not installed:  # transformers' own test (is_tensorboard_available)
+        return []
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard)  # read by transformers' TensorBoardCallback
+    return ["tensorboard"]
+
+
 def oom_advice(plan: Plan) -> str:
     """The concrete next step after running out of GPU memory, in the order that costs least."""
     hp = plan.hyperparameters
@@ -330,7 +342,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         bf16=dtype == "bfloat16", fp16=dtype == "float16",
         **_checkpointing_args(TrainingArguments, bool(hp.get("gradient_checkpointing"))),
         optim=OPTIMIZERS[hp.get("optimizer", "adamw")], seed=plan.seed, data_seed=plan.seed,
-        report_to=[], remove_unused_columns=False, dataloader_num_workers=0, use_cpu=device == "cpu",
+        report_to=_report_to(run, plan), remove_unused_columns=False, dataloader_num_workers=0, use_cpu=device == "cpu",
         disable_tqdm=True, log_level="warning",
         ddp_find_unused_parameters=False if world > 1 else None,  # every trained parameter takes part each step
     )
@@ -391,6 +403,9 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
         model.save_pretrained(str(target))
     if rank == 0:
         tokenizer.save_pretrained(str(target))
+        from runner.model_card import write_model_card
+
+        write_model_card(run, target)
     if on_trained is not None and world == 1:
         on_trained(model, tokenizer)
     events.emit("done", status="done", exit_code=0, artifact=str(target), **summary)

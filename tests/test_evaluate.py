@@ -30,8 +30,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _digest(path: Path) -> str:
+    """The folder's files, all but its model card (README.md, which evaluation fills in with the verdict)."""
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != "README.md"):
         h.update(f.name.encode() + f.read_bytes())
     return h.hexdigest()
 
@@ -256,3 +257,68 @@ def test_evaluation_speed_is_a_yes_or_no_answer() -> None:
     with pytest.raises(InputError) as err:
         answers_from_dict({**raw, "evaluation": {"speed": "no"}})
     assert err.value.key == "evaluation.speed" and "true or false" in str(err.value)
+
+
+def _card(folder: Path) -> tuple[dict[str, Any], str]:
+    import yaml
+
+    text = (folder / "README.md").read_text()
+    _, header, body = text.split("---\n", 2)
+    return yaml.safe_load(header), body
+
+
+def test_the_model_card_carries_the_run_and_then_its_verdict(trained: Path, tmp_path: Path) -> None:
+    """adapter/README.md: the Hugging Face metadata header parses, and holds the base model, the method, and
+    after evaluation the report's numbers; the body has the data in counts and the command to reproduce it."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run, ignore=shutil.ignore_patterns("eval", "report.*", "*.lock"))
+    from runner.model_card import write_model_card
+
+    write_model_card(RunDir(run), run / "adapter")  # as training leaves it (the fixture may be evaluated already)
+    meta, body = _card(run / "adapter")
+    plan = json.loads((run / "plan.json").read_text())
+    assert meta["base_model"] == plan["model"]["name_or_path"] and meta["library_name"] == "peft"
+    assert "lora" in meta["tags"] and "model-index" not in meta and "Not evaluated yet" in body
+    assert f"finetune-advisor replay {run / 'answers.yaml'}" in body and "for training" in body
+    report = evaluate_run(run)
+    meta, body = _card(run / "adapter")
+    [result] = meta["model-index"][0]["results"]
+    values = {m["type"]: m["value"] for m in result["metrics"]}
+    assert values == {name: round(m["tuned_mean"], 4) for name, m in report.metrics.items()}
+    assert f"**Verdict: {report.verdict}.**" in body
+    primary = report.primary
+    assert f"({primary['ci_low']:+.4g} to {primary['ci_high']:+.4g})" in body  # the interval, not only the mean
+
+
+def _scalars(folder: Path) -> dict[str, list[int]]:
+    """The scalar tags and their steps in TensorBoard event files (TFRecord: length, crc, Event, crc)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[int]] = {}
+    for path in folder.rglob("events.out.tfevents.*"):
+        data = path.read_bytes()
+        i = 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+            i += 12 + length + 4
+            for value in event.summary.value:
+                out.setdefault(value.tag, []).append(event.step)
+    return out
+
+
+def test_training_logs_go_to_tensorboard_unless_turned_off(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboardX")
+    model = build_tiny_model(tmp_path / "llama", tiny_texts())
+    data = write_data(tmp_path / "qa.jsonl", qa_rows())
+    on = make_run(tmp_path / "on", model, "lora", data, max_steps=4, save_steps=100)
+    assert run_training(on) == 0
+    scalars = _scalars(on.tensorboard)
+    assert scalars.get("train/loss") and max(scalars["train/loss"]) == 4  # the Trainer's own logs, every step
+    off = make_run(tmp_path / "off", model, "lora", data, max_steps=4, save_steps=100, tensorboard=False)
+    assert run_training(off) == 0
+    assert not off.tensorboard.exists()

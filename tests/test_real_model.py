@@ -37,7 +37,14 @@ def test_the_converted_model_is_smollm2_with_its_chat_template_and_answers(smoll
     assert "Paris" in tokenizer.decode(out[0, ids["input_ids"].shape[1]:])
 
 
-@pytest.mark.parametrize("method", RUNNABLE_METHODS)
+#: One method of each code path runs in `make test`; the others of their family (freeze beside full, DoRA beside
+#: LoRA, prefix beside P-Tuning v2, P-tuning beside prompt tuning) in `make test-all`. Every method also trains,
+#: reloads and generates on the tiny model in test_runner_methods.py.
+FAMILY_REPRESENTATIVES = {"full", "lora", "qlora", "p_tuning_v2", "prompt_tuning", "ia3"}
+
+
+@pytest.mark.parametrize("method", [m if m in FAMILY_REPRESENTATIVES else pytest.param(m, marks=pytest.mark.exhaustive)
+                                    for m in RUNNABLE_METHODS])
 def test_every_method_trains_saves_reloads_and_generates_on_the_real_model(method: str, smollm2: Path,
                                                                            demo_dir: Path, tmp_path: Path,
                                                                            both_cores: int) -> None:

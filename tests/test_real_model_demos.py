@@ -66,7 +66,7 @@ def test_each_demo_goal_replays_to_a_report_made_from_its_predictions(goal: str,
     assert result.recommendation.method == method and result.report.primary_metric == metric
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive  # about 2.5 minutes on both cores: `make test-all` (and `finetune-advisor demo`) run it
 def test_the_knowledge_demo_beats_the_base_significantly(demo_dir: Path, tmp_path: Path, both_cores: int) -> None:
     """The shipped knowledge demo as it is (its facts, its recommended settings): about two minutes here."""
     result = _replay_demo(demo_dir, "knowledge", tmp_path)

@@ -197,6 +197,8 @@ def test_export_merges_into_the_16_bit_base(tmp_path: Path, model: Path, data: P
     merged = AutoModelForCausalLM.from_pretrained(str(merged_path), dtype=torch.float32)
     assert not any("4bit" in type(m).__name__ for m in merged.modules())
     assert merged.dtype == torch.float32 and (merged_path / "tokenizer.json").exists()
+    card = (merged_path / "README.md").read_text()  # the merged model's card says what it is
+    assert "library_name: transformers" in card and "- merged" in card and "merged into the 16-bit base" in card
     base = AutoModelForCausalLM.from_pretrained(str(model), dtype=torch.bfloat16)
     adapter = PeftModel.from_pretrained(base, str(run.adapter))
     probe = torch.tensor([[5, 9, 30, 41]])
