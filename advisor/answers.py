@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 METRICS = ("auto", *EVALUATION_METRICS)
+#: What the result is for (answers `use`), checked against the base model's licence.
+USES = ("commercial", "research")
 
 #: Keys allowed under `overrides`, with their type and the allowed values or bounds.
 OVERRIDE_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
@@ -120,6 +122,8 @@ class Answers:
     """None: detect the hardware of this machine."""
     deploy: str = "server"
     priority: str = "balanced"
+    use: str | None = None
+    """commercial | research: what the result is for; the base model's licence is checked against it."""
     overrides: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
     """The file these answers came from (not saved); relative data paths resolve against its folder."""
@@ -145,7 +149,7 @@ class Answers:
 def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int] | None = None,
                       source: Path | None = None) -> Answers:
     """Validate parsed answers; every error names the key (and its line) and the allowed values."""
-    top_keys = ("version", "goal", "data", "model", "evaluation", "seed", "hardware", "deploy", "priority",
+    top_keys = ("version", "goal", "data", "model", "evaluation", "seed", "hardware", "deploy", "priority", "use",
                 "overrides")
     if raw is None:
         raise InputError("the answers file is empty", file=file,
@@ -210,7 +214,8 @@ def answers_from_dict(raw: Any, *, file: str | None = None, lines: dict[str, int
     return Answers(
         goal=str(goal), model=model, data=data, evaluation=evaluation, seed=0 if seed is None else seed,
         hardware=hardware, deploy=c.string("deploy", choices=DEPLOY_TARGETS) or "server",
-        priority=c.string("priority", choices=PRIORITIES) or "balanced", overrides=overrides, source=source,
+        priority=c.string("priority", choices=PRIORITIES) or "balanced", use=c.string("use", choices=USES),
+        overrides=overrides, source=source,
     )
 
 
@@ -286,6 +291,8 @@ def answers_to_dict(answers: Answers) -> dict[str, Any]:
         out["hardware"] = hw
     out["deploy"] = answers.deploy
     out["priority"] = answers.priority
+    if answers.use is not None:
+        out["use"] = answers.use
     out["overrides"] = dict(answers.overrides)
     return out
 

@@ -181,6 +181,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from advisor.model_choice import suggest_models
+
+    answers = None
+    if args.answers:
+        from advisor.answers import load_answers
+
+        answers = load_answers(args.answers)
+    fitting, left_out = suggest_models(answers, commercial=True if args.commercial else None, limit=args.limit)
+    if args.json:
+        _print_json({"models": [s.to_json() for s in fitting], "left_out_by_licence": left_out})
+        return 0
+    if not fitting:
+        print("no model in the catalog fits here with its recommended method; see finetune-advisor recommend")
+    for s in fitting:
+        m = s.model
+        print(f"{m.id} ({m.params_b:g}B, {m.context_length:,} tokens of context"
+              f"{'' if m.chat_template else ', no chat template'}): {m.good_at}")
+        print(f"  fits: {s.why}")
+        print(f"  licence: {m.licence.line()} ({m.source})")
+    if left_out:
+        print("left out:")
+        for line in left_out:
+            print(f"  {line}")
+    return 0
+
+
 def cmd_pilot(args: argparse.Namespace) -> int:
     from advisor.answers import load_answers
     from advisor.pilot import pilot_rows, plan_pilot, run_pilot
@@ -346,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="where runs go (default ./runs)")
     p.add_argument("--offline", action="store_true", help="never contact the model hub")
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("models", help="base models that fit this hardware for your goal, largest first, each with its "
+                                      "licence")
+    p.add_argument("--answers", metavar="A.yaml", help="your goal, data, hardware and use (default: knowledge, "
+                   "1000 examples, the detected hardware)")
+    p.add_argument("--commercial", action="store_true", help="only models whose licence allows commercial use")
+    p.add_argument("--limit", type=_within(high=50), default=5, metavar="N", help="how many to show (default 5)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("pilot", help="does the advice hold on your data? the recommended method and its strongest "
                                      "alternatives (or a setting's values) trained briefly and compared")

@@ -11,6 +11,7 @@ from typing import Any
 from advisor.answers import Answers
 from advisor.recommend import Recommendation
 from knowledge import load_architectures, load_hyperparameters, load_methods
+from knowledge.architectures import licence_problem
 from knowledge.errors import InputError
 from runner.plan import Plan, PlanData, PlanEvaluation, PlanModel, PlanTraining, step_schedule
 
@@ -75,4 +76,5 @@ def make_plan(answers: Answers, recommendation: Recommendation) -> Plan:
         incompatible_with=[i.feature for i in card.incompatibilities],
         distributed=distributed,
         available_gb=recommendation.memory.get("available_gb"),
+        licence_warning=licence_problem(answers.model.name_or_path, answers.use),
     )

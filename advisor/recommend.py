@@ -44,6 +44,7 @@ from knowledge import (
     load_hyperparameters,
     load_methods,
 )
+from knowledge.architectures import licence_problem
 from knowledge.errors import InputError
 from runner.plan import step_schedule
 
@@ -419,6 +420,9 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
 
     others = alternatives(method, inputs, facts, budget, trace)
     evidence = _evidence(trace)
+    licence = licence_problem(answers.model.name_or_path, answers.use)
+    if licence:
+        trace.warnings.append(licence)
     memory = fit.memory
     batches = _batch_summary(fit, model, facts)
     return Recommendation(

@@ -10,8 +10,8 @@ from typing import Any
 from knowledge.files import read_knowledge
 from knowledge.ids import MODULE_SHAPES
 
-__all__ = ["Architecture", "Architectures", "BuiltinModel", "LinearModule", "load_architectures", "load_builtin_models",
-           "load_model_catalog"]
+__all__ = ["licence_problem", "Architecture", "Architectures", "BuiltinModel", "Licence", "LinearModule", "ModelChoice",
+           "load_architectures", "load_builtin_models", "load_model_catalog", "load_model_choices"]
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,65 @@ def load_model_catalog() -> dict[str, dict[str, Any]]:
         mid = r.get("id", str)
         r.get("model_type", str)
         r.get("vocab_size", int)
-        config = {k: v for k, v in raw.items() if k not in ("id", "aliases")}
+        config = {k: v for k, v in raw.items() if k not in ("id", "aliases", "about")}
         config["_name_or_path"] = mid
         for name in [mid, *r.strings("aliases", [])]:
             catalog[name.lower()] = config
     return catalog
+
+
+@dataclass(frozen=True)
+class Licence:
+    name: str
+    commercial: bool
+    condition: str | None
+
+    def line(self) -> str:
+        """The licence in one line: its name, commercial use, and its condition."""
+        use = "commercial use allowed" if self.commercial else "no commercial use"
+        return f"{self.name}: {use}" + (f" ({self.condition})" if self.condition else "")
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A catalog model with what choosing it needs (knowledge/models.yaml, `about`)."""
+
+    id: str
+    params_b: float
+    context_length: int
+    licence: Licence
+    chat_template: bool
+    good_at: str
+    source: str
+
+
+@functools.cache
+def load_model_choices() -> dict[str, ModelChoice]:
+    """The catalog models that say what choosing them needs, by lower-cased id and alias."""
+    top = read_knowledge("models.yaml", "models", "builtin")
+    out: dict[str, ModelChoice] = {}
+    for i, raw in enumerate(top.get("models", list)):
+        r = top.item("models", i, raw)
+        if "about" not in r.data:
+            continue
+        a = r.sub("about", ("params_b", "context_length", "licence", "chat_template", "good_at", "source"))
+        lic = a.sub("licence", ("name", "commercial", "condition"))
+        choice = ModelChoice(r.get("id", str), a.get("params_b", float), a.get("context_length", int),
+                             Licence(lic.get("name", str), lic.get("commercial", bool),
+                                     lic.get("condition", (str, type(None)), None)),
+                             a.get("chat_template", bool), a.get("good_at", str), a.get("source", str))
+        for name in [choice.id, *r.strings("aliases", [])]:
+            out[name.lower()] = choice
+    return out
+
+
+def licence_problem(model_name: str, use: str | None) -> str | None:
+    """Why the model's licence does not allow the stated use (answers `use`), or None: it does, the use was not
+    stated, or the model's licence is not in the catalog."""
+    builtin = load_builtin_models().get(model_name.lower())
+    choice = load_model_choices().get((builtin.hub_id if builtin else model_name).lower())
+    if choice is None or use != "commercial" or choice.licence.commercial:
+        return None
+    return (f"{choice.id}'s licence does not allow commercial use ({choice.licence.line()}), and the answers say "
+            "use: commercial; choose another base model (finetune-advisor models --commercial lists those that "
+            f"fit), or use it for research only (source: {choice.source})")

@@ -320,6 +320,8 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     scorecard = build_scorecard(inputs)
     split = read_split_summary(run)
     warnings = [w for r in results.values() for w in r["warnings"]]
+    if plan.licence_warning:  # said before training; said again where the result is judged
+        warnings.append(plan.licence_warning)
     power = settings.power
     binary = primary in BINARY
     smallest, shown = smallest_difference(len(test_rows), binary, power.probability, primary)

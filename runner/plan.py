@@ -99,6 +99,8 @@ class Plan:
     """strategy (None: one process), processes, processes_per_node, nodes, global_batch, engine, main_address."""
     available_gb: float | None = None
     """Memory one training process may use, as the recommendation planned it (the scorecard's resources)."""
+    licence_warning: str | None = None
+    """Why the base model's licence does not allow the answers' stated use (the report repeats it), or None."""
     version: int = PLAN_VERSION
 
     @property

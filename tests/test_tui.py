@@ -320,3 +320,26 @@ async def test_the_command_palette_offers_the_main_actions(tmp_path: Path) -> No
         await pilot.pause()
         titles = {command.title for command in app.get_system_commands(app.screen)}
         assert {"Save answers", "Stop training", "Results"} <= titles
+
+
+async def test_the_model_step_suggests_models_that_fit_and_a_pick_fills_the_field() -> None:
+    answers = {"version": 1, "goal": "knowledge", "data": {"examples": 2000},
+               "hardware": {"gpus": [{"name": "NVIDIA GeForce RTX 4090", "memory_gb": 24}], "ram_gb": 64}}
+    app = FinetuneAdvisorApp(answers)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n", "ctrl+n")  # goal and data from the answers
+        await pilot.pause()
+        app.screen.query_one("#commercial").value = True  # the box "for commercial use", ticked
+        await pilot.press("ctrl+f")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        from textual.widgets import OptionList
+
+        options = app.screen.query_one("#suggestions", OptionList)
+        first = options.get_option_at_index(0)
+        assert first.id and "error kept free" in str(first.prompt) and "commercial use allowed" in str(first.prompt)
+        await pilot.press("enter")  # the highlighted (largest) suggestion
+        await pilot.pause()
+        assert app.screen.query_one("#model-name", Input).value == first.id
+        await pilot.press("ctrl+n")
+        assert app.answers["model"]["name_or_path"] == first.id and app.answers["use"] == "commercial"

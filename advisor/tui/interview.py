@@ -14,7 +14,19 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import Suggester
 from textual.widget import Widget
-from textual.widgets import Button, ContentSwitcher, Footer, Header, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import (
+    Button,
+    Checkbox,
+    ContentSwitcher,
+    Footer,
+    Header,
+    Input,
+    Label,
+    OptionList,
+    RadioButton,
+    RadioSet,
+    Static,
+)
 
 from knowledge.errors import InputError
 
@@ -71,6 +83,7 @@ class InterviewScreen(Screen[None]):
 
     BINDINGS = [Binding("ctrl+n", "next", "Next"), Binding("ctrl+b", "back", "Back"),
                 Binding("ctrl+g", "check", "Check"), Binding("ctrl+l", "use_builtin", "Built-in model"),
+                Binding("ctrl+f", "suggest", "Suggest models"),
                 Binding("ctrl+s", "app.save_answers", "Save")]
     #: Where typing goes when each step opens.
     FIRST_FIELD = {"goal": "#goal", "data": "#data-path", "model": "#model-name", "hardware": "#gpu-name",
@@ -117,7 +130,11 @@ class InterviewScreen(Screen[None]):
                     Static("", id="model-info"),
                     Static(f"To try things on a CPU: {builtin.name}, which comes with the install "
                            f"({builtin.licence}; {builtin.note}).", classes="hint"),
-                    Button("Use the built-in model", id="use-builtin")]
+                    Button("Use the built-in model", id="use-builtin"),
+                    Checkbox("for commercial use (only licences that allow it are suggested)", id="commercial"),
+                    Static("Not sure which model? Ctrl+F suggests the largest that fit the hardware for your goal; "
+                           "pick one with Enter.", classes="hint"),
+                    OptionList(id="suggestions")]
         if name == "hardware":
             rows: list[Widget] = [Static(_escape(self.model_summary), id="model-summary", classes="hint"),
                                   Static("Where will it train? Detected values are filled in; change them if "
@@ -180,6 +197,8 @@ class InterviewScreen(Screen[None]):
                 self.query_one("#data-examples", Input).value = str(data["examples"])
         elif name == "model":
             self.query_one("#model-name", Input).value = str((a.get("model") or {}).get("name_or_path") or "")
+            self.query_one("#commercial", Checkbox).value = a.get("use") == "commercial"
+            self.query_one("#suggestions", OptionList).display = False
         elif name == "hardware":
             hardware = a.get("hardware")
             if hardware is not None:
@@ -249,7 +268,7 @@ class InterviewScreen(Screen[None]):
         """Check and the built-in model are offered on the steps they belong to."""
         if action == "check":
             return STEPS[self.step] in ("data", "model")
-        if action == "use_builtin":
+        if action in ("use_builtin", "suggest"):
             return STEPS[self.step] == "model"
         if action == "back":
             return self.step > 0 or None
@@ -344,6 +363,10 @@ class InterviewScreen(Screen[None]):
                 raise InputError("give a hub id or a model folder", key="model.name_or_path")
             summary = self.check_model(name)
             a["model"] = {**(a.get("model") or {}), "name_or_path": name}
+            if self.query_one("#commercial", Checkbox).value:
+                a["use"] = "commercial"
+            elif a.get("use") == "commercial":  # unticked
+                a.pop("use")
             self.model_summary = f"Model: {name}, {summary}"
             if self.query("#model-summary"):
                 self.query_one("#model-summary", Static).update(_escape(self.model_summary))
@@ -411,6 +434,59 @@ class InterviewScreen(Screen[None]):
             raise InputError("no usable examples in the file; see the problems above", file=path)
         if profile.errors:
             raise InputError(f"{profile.errors} example(s) cannot be used; fix the lines above first", file=path)
+
+    def action_suggest(self) -> None:
+        """The largest catalog models that fit, for the goal and data so far and this hardware (or the answers')."""
+        options = self.query_one("#suggestions", OptionList)
+        options.display = True
+        options.clear_options()
+        options.add_option("working out which models fit...")
+        raw: dict[str, Any] = {k: v for k, v in self.answers.items() if k in ("version", "goal", "data", "hardware",
+                                                                              "deploy", "priority", "seed")}
+        raw.setdefault("version", 1)
+        raw.setdefault("goal", "knowledge")
+        if not (raw.get("data") or {}).get("path") and not (raw.get("data") or {}).get("examples"):
+            raw["data"] = {"examples": 1000}
+        raw["model"] = {"name_or_path": "gpt2"}  # replaced by each candidate
+        raw["use"] = "commercial" if self.query_one("#commercial", Checkbox).value else "research"
+        self.suggest(raw)
+
+    @work(thread=True, exclusive=True, group="suggest")
+    def suggest(self, raw: dict[str, Any]) -> None:
+        from advisor.answers import answers_from_dict
+        from advisor.model_choice import suggest_models
+
+        try:
+            fitting, left_out = suggest_models(answers_from_dict(raw, file="your answers",
+                                                                 source=self.app.source))  # type: ignore[attr-defined]
+        except InputError as exc:
+            self.app.call_from_thread(self._suggested, [], [str(exc)])
+            return
+        self.app.call_from_thread(self._suggested, fitting, left_out)
+
+    def _suggested(self, fitting: list[Any], left_out: list[str]) -> None:
+        from textual.widgets.option_list import Option
+
+        options = self.query_one("#suggestions", OptionList)
+        options.clear_options()
+        for s in fitting:
+            m = s.model
+            options.add_option(Option(_escape(f"{m.id} ({m.params_b:g}B): {s.why}\n  {m.licence.line()}"), id=m.id))
+        for line in left_out[:4]:
+            options.add_option(Option(_escape(f"left out: {line}"), disabled=True))
+        if not fitting:
+            options.add_option(Option("no catalog model fits here; give a smaller model or a larger machine",
+                                      disabled=True))
+        else:
+            options.highlighted = 0  # Enter picks the largest that fits
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#suggestions")
+    def suggestion_picked(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.query_one("#model-name", Input).value = event.option.id
+            self.check_model_pressed()
+            self.query_one("#model-name", Input).focus()
 
     @on(Button.Pressed, "#use-builtin")
     def action_use_builtin(self) -> None:
