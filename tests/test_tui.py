@@ -329,7 +329,9 @@ async def test_the_model_step_suggests_models_that_fit_and_a_pick_fills_the_fiel
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+n", "ctrl+n")  # goal and data from the answers
         await pilot.pause()
-        app.screen.query_one("#commercial").value = True  # the box "for commercial use", ticked
+        from textual.widgets import Checkbox
+
+        app.screen.query_one("#commercial", Checkbox).value = True  # the box "for commercial use", ticked
         await pilot.press("ctrl+f")
         await app.workers.wait_for_complete()
         await pilot.pause()
