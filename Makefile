@@ -27,13 +27,14 @@ $(STAMP): pyproject.toml $(LOCK)
 demo: $(STAMP)
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 $(VENV)/bin/finetune-advisor demo
 
-## The tests: one worker a core, whole files each (their module fixtures are built once), one thread a test.
+## The tests (one thread a test; the real-model tests take every core).
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile -m "not exhaustive"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -m "not exhaustive"
 
-## Every test, the exhaustive ones too (the shipped knowledge demo as it is; every method on the real model).
+## Every test, the exhaustive ones too (the shipped knowledge demo as it is; every method on the real model;
+## bf16 training on the CPU).
 test-all: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check advisor runner knowledge tests bench

@@ -1,8 +1,7 @@
 """The built-in SmolLM2-135M-Instruct, a real instruct model: converted from its GGUF into a Hugging Face folder
 that loads and answers; every method id trains a few steps on it, saves, reloads to the same logits and
 generates (grouped-query attention with 9 query and 3 key-value heads, and tied embeddings, which the tiny test
-model never has). The demo replays are in test_real_model_demos.py (a file of their own, so the suite's two
-workers share them)."""
+model never has). The demo replays are in test_real_model_demos.py."""
 
 from __future__ import annotations
 
@@ -131,6 +130,7 @@ BF16_STEP_TOLERANCE = 0.08
 BF16_MEAN_TOLERANCE = 0.1
 
 
+@pytest.mark.exhaustive  # bf16 trains slowly on a CPU without AMX (this one): about a minute here
 def test_bf16_training_follows_fp32(smollm2: Path, demo_dir: Path, tmp_path: Path, both_cores: int) -> None:
     """The same LoRA run in fp32 and under the CPU's bf16 autocast (overrides.precision): the loss curves agree
     within the stated tolerance at every step, and bf16 is what the run records."""
