@@ -345,3 +345,24 @@ async def test_the_model_step_suggests_models_that_fit_and_a_pick_fills_the_fiel
         assert app.screen.query_one("#model-name", Input).value == first.id
         await pilot.press("ctrl+n")
         assert app.answers["model"]["name_or_path"] == first.id and app.answers["use"] == "commercial"
+
+
+async def test_the_pilot_screen_says_why_a_pilot_cannot_run() -> None:
+    """Ctrl+Y on the recommendation: a method fixed by hand leaves nothing to compare, and the screen says so
+    (the pilot itself is tested in test_pilot.py)."""
+    from advisor.tui.pilot import PilotScreen
+    from tests.conftest import EXAMPLES
+
+    raw = {"version": 1, "goal": "knowledge", "data": {"path": str(EXAMPLES / "data" / "product_faq.jsonl")},
+           "model": {"name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16},
+           "overrides": {"method": "lora"}}
+    app = FinetuneAdvisorApp(raw)
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(PilotScreen(answers_from_dict(raw)))
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, PilotScreen)
+        outcome = str(screen.query_one("#pilot-outcome").render())
+        assert "the pilot cannot run" in outcome and "overrides.method" in outcome
+        assert screen.result is None  # nothing to train: Ctrl+R stays off
