@@ -208,21 +208,28 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pilot(args: argparse.Namespace) -> int:
-    from advisor.answers import load_answers
-    from advisor.pilot import pilot_rows, plan_pilot, run_pilot
-    from advisor.pipeline import apply_settings
+def _progress(as_json: bool) -> tuple[Any, Callable[[str], None]]:
+    """The training events' printer and the line printer beside it (on stderr when stdout carries JSON)."""
     from advisor.progress import EventPrinter
 
-    answers = apply_settings(load_answers(args.answers), None, args.set or [])
-    out = sys.stderr if args.json else sys.stdout
-    printer = EventPrinter(plain=True if args.json else None, stderr=args.json)
+    out = sys.stderr if as_json else sys.stdout
+    printer = EventPrinter(plain=True if as_json else None, stderr=as_json)
 
     def say(message: str) -> None:
         printer.close()
         out.write(message + "\n")
         out.flush()
 
+    return printer, say
+
+
+def cmd_pilot(args: argparse.Namespace) -> int:
+    from advisor.answers import load_answers
+    from advisor.pilot import decision_headline, pilot_rows, plan_pilot, run_pilot
+    from advisor.pipeline import apply_settings
+
+    answers = apply_settings(load_answers(args.answers), None, args.set or [])
+    printer, say = _progress(args.json)
     plan = plan_pilot(answers, alternatives=args.alternatives, steps=args.steps, examples=args.examples,
                       sweep=args.sweep, allow_network=not args.offline)
     if args.dry_run:
@@ -234,8 +241,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(result)
         return 0
-    print(f"\n{'Train ' + result['decision']['winner'] if result['decision']['decided'] else 'No clear winner'}: "
-          f"{result['decision']['why']}.")
+    print(f"\n{decision_headline(result)}: {result['decision']['why']}.")
     for row in pilot_rows(result):
         print("  " + "  ".join(row))
     print(f"pilot: {result['pilot']}/pilot.md\ntrain it in full: {result['next']}")
@@ -245,17 +251,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from advisor.answers import load_answers
     from advisor.pipeline import apply_settings, replay, summary
-    from advisor.progress import EventPrinter
 
     answers = apply_settings(load_answers(args.answers), args.method, args.set or [])
-    out = sys.stderr if args.json else sys.stdout
-    printer = EventPrinter(plain=True if args.json else None, stderr=args.json)
-
-    def say(message: str) -> None:
-        printer.close()
-        out.write(message + "\n")
-        out.flush()
-
+    printer, say = _progress(args.json)
     result = replay(answers, runs_dir=args.runs_dir, dry_run=args.dry_run, resume=args.resume,
                     allow_network=not args.offline, say=say, on_event=printer)
     printer.close()

@@ -60,10 +60,12 @@ def suggest_models(answers: Answers | None = None, *, commercial: bool | None = 
     """The largest catalog models whose recommended method fits and trains within MAX_HOURS here, largest first
     (at most `limit`), and the models left out, with why: a licence that does not allow commercial use (when it
     is asked for: `commercial`, or the answers' use: commercial), or days of training."""
-    base = answers_to_dict(answers) if answers is not None else \
+    base: dict[str, Any] = answers_to_dict(answers) if answers is not None else \
         {"version": 1, "goal": "knowledge", "data": {"examples": 1000}, "model": {"name_or_path": "gpt2"}}
     if base.get("hardware") is None:
         base["hardware"] = _hardware_answers()
+    # each model's own advice, not a method fixed for another
+    base["overrides"] = {k: v for k, v in base.get("overrides", {}).items() if k != "method"}
     want_commercial = commercial if commercial is not None else (answers is not None and answers.use == "commercial")
     seen: dict[str, ModelChoice] = {c.id: c for c in load_model_choices().values()}
     fitting: list[Suggestion] = []
@@ -75,7 +77,6 @@ def suggest_models(answers: Answers | None = None, *, commercial: bool | None = 
         if len(fitting) >= limit:
             continue
         data = {**base, "model": {"name_or_path": choice.id}}
-        data.get("overrides", {}).pop("method", None)  # the advice for each model, not a method fixed for another
         rec = recommend(gather_inputs(answers_from_dict(data, source=answers.source if answers else None),
                                       detect=False, allow_network=False))
         if not rec.memory["fits"]:

@@ -25,9 +25,10 @@ from advisor.recommend import Recommendation, gather_inputs, recommend
 from advisor.runs import plan_run
 from knowledge import load_evaluation
 from knowledge.errors import InputError
-from runner.plan import step_schedule
+from runner.plan import Plan, step_schedule
 
-__all__ = ["Candidate", "PilotPlan", "decide", "plan_pilot", "run_pilot"]
+__all__ = ["Candidate", "PilotPlan", "decide", "decision_headline", "pilot_rows", "plan_pilot", "render_pilot",
+           "run_pilot"]
 
 Say = Callable[[str], None]
 SWEEPABLE = ("learning_rate", "lora_rank")
@@ -49,6 +50,8 @@ class Candidate:
 class PilotPlan:
     answers: Answers
     recommendation: Recommendation
+    full_plan: Plan
+    """The plan of the full run: its split is the one the pilot slices and scores on."""
     candidates: list[Candidate]
     steps: int
     examples: int
@@ -104,7 +107,7 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
         raise InputError("overrides.method fixes the method, so there is nothing to choose between",
                          key="overrides.method", hint="remove it to pilot the advised methods, or sweep a setting "
                                                        "of it: --sweep learning_rate")
-    rec, _ = plan_run(answers, allow_network=allow_network, check_model=True)
+    rec, full_plan = plan_run(answers, allow_network=allow_network, check_model=True)
     train_examples = int(rec.data["train_examples"])
     examples = min(train_examples, examples or settings.max_examples)
     hp = rec.hyperparameters
@@ -133,7 +136,7 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
                                                            *(f"overrides.{k}={v}" for k, v in c.settings.items())])
         estimate = recommend(gather_inputs(pilot_answers, allow_network=allow_network)).time
         c.estimate_s, c.estimate = float(estimate["seconds"]), estimate["basis"]
-    return PilotPlan(answers, rec, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
+    return PilotPlan(answers, rec, full_plan, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
 
 
 def decide(comparison: dict[str, Any], candidates: list[Candidate]) -> dict[str, Any]:
@@ -180,8 +183,7 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
 
     answers = plan.answers
     folder = create_run_dir(runs_dir, "pilot", answers.model.name_or_path)
-    _, full_plan = plan_run(answers, allow_network=allow_network, check_model=False)
-    counts = prepare_splits(full_plan, folder)  # the full data's split, as its full run will make it
+    counts = prepare_splits(plan.full_plan, folder)  # the full data's split, as its full run will make it
     train = read_split(folder, "train")
     random.Random(answers.seed).shuffle(train)
     slice_path = folder.path / "data" / "pilot-train.jsonl"
@@ -235,6 +237,12 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
     return out
 
 
+def decision_headline(result: dict[str, Any]) -> str:
+    """"Train lora", or "No clear winner"."""
+    decision = result["decision"]
+    return f"Train {decision['winner']}" if decision["decided"] else "No clear winner"
+
+
 def pilot_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
     """(candidate, tuned against base, p against the base (Holm), general-text perplexity change, train time,
     peak memory) per candidate."""
@@ -250,9 +258,9 @@ def pilot_rows(result: dict[str, Any]) -> list[tuple[str, ...]]:
 def render_pilot(result: dict[str, Any]) -> str:
     c = result["comparison"]
     labels = {r["name"]: cand["label"] for r, cand in zip(c["runs"], result["candidates"], strict=True)}
+    why = result["decision"]["why"]
     lines = [f"# Pilot: {', '.join(x['label'] for x in result['candidates'])}", "",
-             f"**{'Train ' + result['decision']['winner'] if result['decision']['decided'] else 'No clear winner'}"
-             f".** {result['decision']['why'][0].upper() + result['decision']['why'][1:]}.", "",
+             f"**{decision_headline(result)}.** {why[0].upper() + why[1:]}.", "",
              f"Each candidate trained {result['steps']} steps on {result['examples']} training examples and was "
              f"scored ({c['metric']}) on the same {c['test_examples']} validation examples; the test split was not "
              "used.", "",

@@ -180,15 +180,21 @@ def test_an_unknown_model_type_is_refused_before_a_run_directory_exists(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
+def builtin_answers(folder: Path) -> Path:
+    """folder/a.yaml: a knowledge run of 30 questions on the built-in model, on the CPU."""
+    write_jsonl(folder / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
+                                         for i in range(30)])
+    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
+               "model": {"name_or_path": "builtin/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16}}
+    (folder / "a.yaml").write_text(json.dumps(answers))
+    return folder / "a.yaml"
+
+
 @pytest.mark.parametrize("where", ["runs.txt", "runs.txt/runs"])
 def test_a_runs_dir_that_is_a_file_or_under_one_is_refused_by_name(tmp_path: Path, where: str) -> None:
     """Through the command, not only the function: train made the folder itself first, and crashed."""
     (tmp_path / "runs.txt").write_text("not a folder")
-    write_jsonl(tmp_path / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
-                                           for i in range(30)])
-    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
-               "model": {"name_or_path": "builtin/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16}}
-    (tmp_path / "a.yaml").write_text(json.dumps(answers))
+    builtin_answers(tmp_path)
     result = cli("train", "--answers", "a.yaml", "--offline", "--runs-dir", str(tmp_path / where), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "--runs-dir" in result.stderr and str(tmp_path / where) in result.stderr
@@ -208,11 +214,7 @@ def test_answers_that_are_a_device_a_pipe_or_huge_are_refused_without_reading(tm
 
 def test_a_cache_that_is_a_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "cache").write_text("a file")
-    write_jsonl(tmp_path / "train.jsonl", [{"instruction": f"Question {i}?", "output": f"Answer {i}."}
-                                           for i in range(30)])
-    answers = {"version": 1, "goal": "knowledge", "data": {"path": "train.jsonl"},
-               "model": {"name_or_path": "builtin/SmolLM2-135M-Instruct"}, "hardware": {"gpus": [], "ram_gb": 16}}
-    (tmp_path / "a.yaml").write_text(json.dumps(answers))
+    builtin_answers(tmp_path)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "FINETUNE_ADVISOR_CACHE": str(tmp_path / "cache")}
     result = subprocess.run([str(SCRIPT), "train", "--answers", "a.yaml", "--offline", "--runs-dir", "runs"],
                             capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)

@@ -60,11 +60,11 @@ class PilotScreen(Screen[None]):
         self.app.call_from_thread(self.finished, result)
 
     def finished(self, result: dict[str, Any]) -> None:
-        from advisor.pilot import pilot_rows
+        from advisor.pilot import decision_headline, pilot_rows
 
         self.result = result
         d = result["decision"]
-        head = f"[b green]Train {escape(d['winner'])}[/]" if d["decided"] else "[b yellow]No clear winner[/]"
+        head = f"[b {'green' if d['decided'] else 'yellow'}]{escape(decision_headline(result))}[/]"
         rows = "\n".join("  " + "  ".join(escape(cell) for cell in row) for row in pilot_rows(result))
         self.query_one("#pilot-outcome", Static).update(
             f"{head}: {escape(d['why'])}.\n{rows}\nCtrl+R trains {escape(d['method'])} in full; the pilot's report: "
