@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Button, Input, ProgressBar, RadioButton, Static
+from textual.widgets import Button, Input, OptionList, ProgressBar, Static
 
 from advisor.answers import answers_from_dict, load_answers
 from advisor.recommend import gather_inputs, recommend
 from advisor.tui import FinetuneAdvisorApp
+from advisor.tui.interview import GOALS
 from advisor.tui.recommendation import RecommendationScreen
 from advisor.tui.results import ResultsScreen
 from advisor.tui.training import TrainingScreen
@@ -40,7 +41,7 @@ def screen_text(app: Any) -> str:
 async def walk(app: FinetuneAdvisorApp, pilot: Any, goal: str, examples: str, model: str, gpu_gb: str,
                **hardware: str) -> None:
     screen = app.screen
-    screen.query_one(f"#goal-{goal}", RadioButton).value = True
+    screen.query_one("#goal", OptionList).highlighted = list(GOALS).index(goal)
     await pilot.click("#next")  # the mouse works too; the rest is keyboard-first
     screen.query_one("#data-examples", Input).focus()
     await pilot.press(*examples)
@@ -87,10 +88,8 @@ async def test_the_interview_takes_several_gpus_and_machines() -> None:
 async def test_each_step_checks_its_answer() -> None:
     app = FinetuneAdvisorApp()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("ctrl+n")
-        assert "choose what the model should learn" in str(app.screen.query_one("#problem", Static).render())
-        app.screen.query_one("#goal-knowledge", RadioButton).value = True
-        await pilot.press("ctrl+n")
+        await pilot.press("down", "enter")  # Knowledge: Enter takes it and goes on
+        assert app.answers["goal"] == "knowledge"
         await pilot.press("ctrl+n")  # no data given
         assert "give your data file" in str(app.screen.query_one("#problem", Static).render())
         app.screen.query_one("#data-path", Input).value = "/no/such/file.jsonl"
@@ -122,7 +121,7 @@ async def test_the_app_opens_pre_filled_from_an_answers_file() -> None:
 
     app = create_app(load_answers(EXAMPLES / "style.yaml"))
     async with app.run_test(size=SIZE) as pilot:
-        assert app.screen.query_one("#goal-style", RadioButton).value is True
+        assert app.screen.query_one("#goal", OptionList).highlighted == list(GOALS).index("style")
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert app.screen.query_one("#data-path", Input).value == "data/support_style.jsonl"
@@ -366,3 +365,23 @@ async def test_the_pilot_screen_says_why_a_pilot_cannot_run() -> None:
         outcome = str(screen.query_one("#pilot-outcome").render())
         assert "the pilot cannot run" in outcome and "overrides.method" in outcome
         assert screen.result is None  # nothing to train: Ctrl+R stays off
+
+
+def footer_keys(app: Any) -> list[str]:
+    return [str(key.key_display) for key in app.screen.query("FooterKey") if not key.disabled]
+
+
+async def test_the_footer_shows_the_keys_of_the_step_that_is_open() -> None:
+    # the footer is rebuilt only when its keys change (a quicker first screen): it must still follow the steps
+    app = FinetuneAdvisorApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        first = footer_keys(app)
+        assert "^n" in first and "^b" not in first and "^g" not in first  # nothing to go back to or check
+        await pilot.press("enter")
+        await pilot.pause()
+        on_data = footer_keys(app)
+        assert "^b" in on_data and "^g" in on_data and "^l" not in on_data
+        await pilot.press("ctrl+b")
+        await pilot.pause()
+        assert footer_keys(app) == first

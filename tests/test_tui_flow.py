@@ -57,7 +57,7 @@ async def test_a_beginner_walks_the_whole_flow_by_keyboard(tmp_path: Path, monke
     async with app.run_test(size=SIZE) as pilot:
         # the interview: focus starts where typing goes on every step
         assert app.focused is not None and app.focused.id == "goal"
-        await pilot.press("down", "enter", "ctrl+n")  # Knowledge
+        await pilot.press("down", "enter")  # Knowledge: Enter takes it and goes on
         assert app.focused.id == "data-path"
         await pilot.press(*str(data), "enter")
         await pilot.press("ctrl+n")

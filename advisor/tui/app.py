@@ -21,7 +21,7 @@ class FinetuneAdvisorApp(App[int]):
 
     CSS_PATH = "app.tcss"
     TITLE = "finetune-advisor"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("ctrl+t", "toggle_dark", "Theme")]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit"), Binding("ctrl+t", "toggle_dark", "Theme", show=False)]
 
     def __init__(self, answers: dict[str, Any] | None = None, *, source: Path | None = None,
                  run_dir: str | None = None, runs_dir: str = "runs") -> None:

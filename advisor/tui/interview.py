@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,7 +19,6 @@ from textual.widgets import (
     Button,
     Checkbox,
     ContentSwitcher,
-    Footer,
     Header,
     Input,
     Label,
@@ -27,7 +27,9 @@ from textual.widgets import (
     RadioSet,
     Static,
 )
+from textual.widgets.option_list import Option
 
+from advisor.tui.footer import KeysFooter
 from knowledge.errors import InputError
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def _builtin() -> BuiltinModel:
 
     return next(iter(load_builtin_models().values()))
 GOALS = {
-    "style": ("Style", "tone, voice and format", "answer like our support team: short, warm, always signed Ada"),
+    "style": ("Style", "tone, voice and format", "answer like our support team: short, warm, signed Ada"),
     "knowledge": ("Knowledge", "facts the model does not know", "our product catalogue, policies, internal docs"),
     "reasoning": ("Reasoning", "multi-step problem solving", "maths word problems with worked solutions"),
     "agent": ("Tool calling", "when and how to call tools (JSON)", "call get_weather(city) when asked about it"),
@@ -92,25 +94,24 @@ class InterviewScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label("", id="step-title", classes="title")
-        with ContentSwitcher(initial="step-goal", id="steps"):
+        with ContentSwitcher(initial="step-goal", id="steps"):  # the other steps are made when first shown
             yield VerticalScroll(*self.step_widgets("goal"), id="step-goal", classes="step")
-            for name in STEPS[1:]:  # the other steps' widgets are made when first shown: a quick first screen
-                yield VerticalScroll(id=f"step-{name}", classes="step")
         yield Static("", id="problem", classes="error")
         with Horizontal(classes="buttons"):
             yield Button("Back", id="back")
             yield Button("Save answers", id="save")
             yield Button("Next", id="next", variant="primary")
-        yield Footer()
+        yield KeysFooter()
 
     def step_widgets(self, name: str) -> list[Widget]:
         """The widgets of one step."""
         if name == "goal":
-            return [Static("What should the model learn? (arrows to move, Enter or Space to choose)", classes="hint"),
-                    RadioSet(*(RadioButton(f"{title}: {what}", id=f"goal-{key}")
-                               for key, (title, what, _) in GOALS.items()), id="goal"),
-                    Static("\n".join(f"{title}, for example: {example}" for title, _, example in GOALS.values()),
-                           id="goal-examples", classes="hint")]
+            # one OptionList, not a RadioSet of four buttons: the first screen draws quicker (issue 19)
+            return [Static("What should the model learn? Arrows to move; Enter takes the highlighted one and goes on.",
+                           classes="hint"),
+                    OptionList(*(Option(Text.assemble((f"{title}: {what}", "bold"), "\n",
+                                                      (f"  for example: {example}", "dim")), id=key)
+                                 for key, (title, what, example) in GOALS.items()), id="goal")]
         if name == "data":
             return [Static("Your training data (JSONL, JSON, CSV or Parquet), or how many examples you have. "
                            "Enter checks the file.", classes="hint"),
@@ -158,12 +159,13 @@ class InterviewScreen(Screen[None]):
 
     async def ensure_step(self, name: str) -> None:
         """Make the step's widgets the first time it is shown, filled from the answers so far."""
-        container = self.query_one(f"#step-{name}", VerticalScroll)
         if name in self.filled:
             return
         self.filled.add(name)
-        if not container.children:
-            await container.mount_all(self.step_widgets(name))
+        if not self.query(f"#step-{name}"):
+            step = VerticalScroll(*self.step_widgets(name), id=f"step-{name}", classes="step")
+            step.display = False  # until the switcher shows it
+            await self.query_one("#steps", ContentSwitcher).mount(step)
         self.fill(name)
 
     # ------------------------------------------------------------------ state
@@ -181,15 +183,14 @@ class InterviewScreen(Screen[None]):
         self.filled: set[str] = set()
         self.checked: dict[str, str] = {}
         """The data path and model name as last checked: their findings stay until the field changes."""
+        self.detecting = False
         await self.show_step()
-        if self.answers.get("hardware") is None:  # after the first frame: its imports would slow that down
-            self.call_after_refresh(self.detect)
 
     def fill(self, name: str) -> None:
         """Put the answers so far (an answers file's, or this interview's) into a step's widgets."""
         a = self.answers
         if name == "goal" and a.get("goal") in GOALS:
-            self.query_one(f"#goal-{a['goal']}", RadioButton).value = True
+            self.query_one("#goal", OptionList).highlighted = list(GOALS).index(a["goal"])
         elif name == "data":
             data = a.get("data") or {}
             self.query_one("#data-path", Input).value = str(data.get("path") or "")
@@ -241,6 +242,9 @@ class InterviewScreen(Screen[None]):
 
     async def show_step(self) -> None:
         name = STEPS[self.step]
+        if name != "goal" and not self.detecting and self.answers.get("hardware") is None:
+            self.detecting = True  # once the first screen is up: detecting there slowed it by a sixth
+            self.detect()
         await self.ensure_step(name)
         self.query_one("#steps", ContentSwitcher).current = f"step-{name}"
         self.query_one("#step-title", Label).update(f"Step {self.step + 1} of {len(STEPS)}: {STEP_TITLES[name]}")
@@ -271,7 +275,7 @@ class InterviewScreen(Screen[None]):
         if action in ("use_builtin", "suggest"):
             return STEPS[self.step] == "model"
         if action == "back":
-            return self.step > 0 or None
+            return self.step > 0
         return True
 
     # ------------------------------------------------------------------ navigation
@@ -296,6 +300,10 @@ class InterviewScreen(Screen[None]):
             self.problem(str(exc))
             return
         self.app.push_screen(RecommendationScreen(answers))
+
+    @on(OptionList.OptionSelected, "#goal")
+    async def goal_chosen(self) -> None:
+        await self.action_next()
 
     @on(Button.Pressed, "#back")
     async def action_back(self) -> None:
@@ -337,10 +345,10 @@ class InterviewScreen(Screen[None]):
         """Store the step's answer in the answers, or raise InputError saying what is wrong."""
         a = self.answers
         if step == "goal":
-            pressed = self.query_one("#goal", RadioSet).pressed_button
-            if pressed is None or pressed.id is None:
-                raise InputError("choose what the model should learn", key="goal")
-            a["goal"] = pressed.id.removeprefix("goal-")
+            goals = self.query_one("#goal", OptionList)
+            if goals.highlighted is None:
+                raise InputError("choose what the model should learn (arrows, then Enter)", key="goal")
+            a["goal"] = list(GOALS)[goals.highlighted]
         elif step == "data":
             path = self.query_one("#data-path", Input).value.strip()
             count = self.query_one("#data-examples", Input).value.strip()
@@ -465,8 +473,6 @@ class InterviewScreen(Screen[None]):
         self.app.call_from_thread(self._suggested, fitting, left_out)
 
     def _suggested(self, fitting: list[Any], left_out: list[str]) -> None:
-        from textual.widgets.option_list import Option
-
         options = self.query_one("#suggestions", OptionList)
         options.clear_options()
         for s in fitting:

@@ -10,7 +10,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, RichLog, Static
+from textual.widgets import Header, RichLog, Static
+
+from advisor.tui.footer import KeysFooter
 
 if TYPE_CHECKING:
     from advisor.answers import Answers
@@ -32,7 +34,7 @@ class PilotScreen(Screen[None]):
                      "your data and scored on the validation split (the test split stays untouched)", id="pilot-title")
         yield RichLog(id="pilot-log", markup=True, wrap=True)
         yield Static("", id="pilot-outcome")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.run_pilot()

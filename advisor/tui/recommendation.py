@@ -11,9 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from advisor.answers import Answers, answers_from_dict, answers_to_dict
+from advisor.tui.footer import KeysFooter
 from knowledge.errors import InputError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ class RecommendationScreen(Screen[None]):
             yield Button("Apply", id="apply")
             yield Button("Save answers", id="save")
             yield Button("Train", id="train", variant="primary")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.problem("")

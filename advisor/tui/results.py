@@ -16,7 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, LoadingIndicator, Static
+from textual.widgets import Header, LoadingIndicator, Static
+
+from advisor.tui.footer import KeysFooter
 
 if TYPE_CHECKING:
     from runner.report import Report
@@ -93,7 +95,7 @@ class ResultsScreen(Screen[None]):
             yield Static("", id="scorecard")
             yield Static("", id="examples")
             yield Static("", id="paths", classes="hint")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         from runner.report import read_report

@@ -7,8 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static
+from textual.widgets import Header, Label, Static
 
+from advisor.tui.footer import KeysFooter
 from runner.review import Review, record_preference
 
 __all__ = ["BlindReviewScreen"]
@@ -33,7 +34,7 @@ class BlindReviewScreen(Screen[None]):
                 yield Static("", id="answer-b")
         yield Static("Which answer is better? Press a, b, or t for a tie. Which model wrote which is hidden.",
                      id="review-hint", classes="hint")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.show()

@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, ProgressBar, RichLog, Static
+from textual.widgets import Button, Header, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from advisor.progress import event_markup
+from advisor.tui.footer import KeysFooter
 
 __all__ = ["TrainingScreen"]
 
@@ -46,7 +47,7 @@ class TrainingScreen(Screen[None]):
             yield Button("Stop with a checkpoint", id="stop", variant="warning")
             yield Button("Resume", id="resume", disabled=True)
             yield Button("Results", id="results", variant="primary", disabled=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         plot = self.query_one("#loss", PlotextPlot).plt
