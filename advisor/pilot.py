@@ -97,10 +97,28 @@ def _sweep_values(key: str, recommended: Any, given: list[str] | None) -> list[A
     return values
 
 
+def _named_methods(methods: list[str]) -> list[str]:
+    from knowledge.ids import RUNNABLE_METHODS
+
+    named = list(dict.fromkeys(m.strip() for m in methods if m.strip()))
+    unknown = [m for m in named if m not in RUNNABLE_METHODS]
+    if unknown:
+        raise InputError(f"{unknown[0]!r} is not a method this tool trains", key="--methods",
+                         hint=f"one of: {', '.join(RUNNABLE_METHODS)}")
+    if len(named) < 2:
+        raise InputError("give two or more methods to compare", key="--methods",
+                         hint="for example --methods lora,dora,p_tuning_v2")
+    return named
+
+
 def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int | None = None,
-               examples: int | None = None, sweep: str | None = None, allow_network: bool = True) -> PilotPlan:
-    """The candidates, the budget and its estimate; nothing is created. `sweep` is KEY or KEY=v1,v2[,v3]."""
+               examples: int | None = None, sweep: str | None = None, methods: list[str] | None = None,
+               allow_network: bool = True) -> PilotPlan:
+    """The candidates, the budget and its estimate; nothing is created. `sweep` is KEY or KEY=v1,v2[,v3];
+    `methods` names the methods to compare instead of the recommended one and its alternatives."""
     settings = load_evaluation().pilot
+    if methods is not None and (sweep or alternatives is not None):
+        raise InputError("names the candidates itself: it goes without --sweep and --alternatives", key="--methods")
     if answers.data.path is None:
         raise InputError("a pilot trains on your data: give data.path", key="data.path")
     if "method" in answers.overrides and not sweep:
@@ -124,6 +142,8 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
         values = _sweep_values(key, hp[key], raw.split(",") if raw else None)
         candidates = [Candidate(f"{rec.method}, {key} {v:g}", rec.method, {key: v}, advised=v == hp[key])
                       for v in values]
+    elif methods is not None:
+        candidates = [Candidate(m, m, advised=m == rec.method) for m in _named_methods(methods)]
     else:
         others = [a["method"] for a in rec.alternatives if a["fits"]][:alternatives if alternatives is not None
                                                                       else settings.alternatives]
@@ -134,8 +154,12 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
     for c in candidates:  # the same estimate the recommendation gives, for the pilot's budget
         pilot_answers = apply_settings(answers, c.method, [f"overrides.max_steps={steps}",
                                                            *(f"overrides.{k}={v}" for k, v in c.settings.items())])
-        estimate = recommend(gather_inputs(pilot_answers, allow_network=allow_network)).time
-        c.estimate_s, c.estimate = float(estimate["seconds"]), estimate["basis"]
+        chosen = recommend(gather_inputs(pilot_answers, allow_network=allow_network))
+        if not chosen.memory["fits"]:  # only a method the user named can get here: the alternatives fit
+            raise InputError(f"{c.method} does not fit here (needs {chosen.memory['estimated_gb']:g} GB, "
+                             f"{chosen.memory['usable_gb']:g} GB usable)", key="--methods",
+                             hint="leave it out, or use a lighter method")
+        c.estimate_s, c.estimate = float(chosen.time["seconds"]), chosen.time["basis"]
     return PilotPlan(answers, rec, full_plan, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
 
 

@@ -85,6 +85,19 @@ def test_the_plan_names_its_candidates_and_budget_and_refuses_what_cannot_be_com
     assert err.value.key == "overrides.method"
 
 
+def test_the_methods_named_are_the_candidates_when_each_is_one_this_tool_trains(tmp_path: Path, tiny: Path) -> None:
+    plan = plan_pilot(answers(tmp_path, tiny), methods=["prefix", "lora", "ia3", "lora"], allow_network=False)
+    assert [c.method for c in plan.candidates] == ["prefix", "lora", "ia3"]  # in the order given, once each
+    assert [c.advised for c in plan.candidates] == [False, True, False]  # the recommendation's own choice
+    assert all(c.estimate_s > 0 for c in plan.candidates)
+    for bad, says in ((["lora", "adalora"], "'adalora' is not a method"), (["lora"], "two or more methods")):
+        with pytest.raises(InputError) as err:
+            plan_pilot(answers(tmp_path, tiny), methods=bad, allow_network=False)
+        assert err.value.key == "--methods" and says in str(err.value)
+    with pytest.raises(InputError, match="goes without --sweep"):
+        plan_pilot(answers(tmp_path, tiny), methods=["lora", "dora"], sweep="learning_rate", allow_network=False)
+
+
 def test_a_pilot_trains_each_candidate_and_scores_them_on_the_validation_split(tmp_path: Path, tiny: Path) -> None:
     plan = plan_pilot(answers(tmp_path, tiny, batch_size=4, gradient_accumulation=1), alternatives=1, steps=4,
                       allow_network=False)
