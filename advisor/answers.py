@@ -237,8 +237,9 @@ def _check_overrides(o: Reader) -> dict[str, Any]:
     return out
 
 
-def load_answers(path: str | Path) -> Answers:
-    """Read and validate an answers file (safe YAML loading only)."""
+def load_answers(path: str | Path, *, default_model: str | None = None) -> Answers:
+    """Read and validate an answers file (safe YAML loading only). `default_model` stands in when the file names
+    no model (for `models`, which tries each catalog model in its place)."""
     p = Path(path)
     name = str(path)
     try:
@@ -263,6 +264,8 @@ def load_answers(path: str | Path) -> Answers:
     except OSError as exc:
         raise InputError(f"cannot be read: {exc.strerror}", file=name) from None
     raw = parse_yaml(text, file=name)
+    if default_model is not None and isinstance(raw, dict) and raw.get("model") is None:
+        raw["model"] = {"name_or_path": default_model}
     return answers_from_dict(raw, file=name, lines=key_lines(text), source=p.resolve())
 
 

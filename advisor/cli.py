@@ -188,7 +188,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.answers:
         from advisor.answers import load_answers
 
-        answers = load_answers(args.answers)
+        answers = load_answers(args.answers, default_model="gpt2")  # each candidate replaces the model
     fitting, left_out = suggest_models(answers, commercial=True if args.commercial else None, limit=args.limit)
     if args.json:
         _print_json({"models": [s.to_json() for s in fitting], "left_out_by_licence": left_out})
@@ -231,7 +231,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     answers = apply_settings(load_answers(args.answers), None, args.set or [])
     printer, say = _progress(args.json)
     plan = plan_pilot(answers, alternatives=args.alternatives, steps=args.steps, examples=args.examples,
-                      sweep=args.sweep, methods=args.methods.split(",") if args.methods else None,
+                      sweep=args.sweep, methods=args.methods.split(",") if args.methods is not None else None,
                       allow_network=not args.offline)
     if args.dry_run:
         for line in plan.lines():
@@ -387,8 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("answers", metavar="A.yaml")
     p.add_argument("--alternatives", type=_within(high=8), metavar="N", help="alternatives beside the recommended "
                    "method (default 2, those that fit)")
-    p.add_argument("--methods", metavar="M1,M2,...", help="compare these methods instead (every one that fits, "
-                   "for example lora,dora,qlora,p_tuning_v2)")
+    p.add_argument("--methods", metavar="M1,M2,...", help="compare these methods instead of the recommended one "
+                   "and its alternatives (each must fit here), for example lora,dora,qlora,p_tuning_v2")
     p.add_argument("--steps", type=_within(high=100_000), metavar="N", help="training steps each (default: the "
                    "recommended run's, at most 30)")
     p.add_argument("--examples", type=_within(high=10 ** 7), metavar="N",

@@ -117,15 +117,22 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
     """The candidates, the budget and its estimate; nothing is created. `sweep` is KEY or KEY=v1,v2[,v3];
     `methods` names the methods to compare instead of the recommended one and its alternatives."""
     settings = load_evaluation().pilot
-    if methods is not None and (sweep or alternatives is not None):
-        raise InputError("names the candidates itself: it goes without --sweep and --alternatives", key="--methods")
+    if methods is not None:  # checked first: a wrong option is said before anything slower is looked at
+        if sweep or alternatives is not None:
+            raise InputError("names the candidates itself: it goes without --sweep and --alternatives",
+                             key="--methods")
+        methods = _named_methods(methods)
     if answers.data.path is None:
         raise InputError("a pilot trains on your data: give data.path", key="data.path")
-    if "method" in answers.overrides and not sweep:
+    if "method" in answers.overrides and not sweep and methods is None:
         raise InputError("overrides.method fixes the method, so there is nothing to choose between",
                          key="overrides.method", hint="remove it to pilot the advised methods, or sweep a setting "
                                                        "of it: --sweep learning_rate")
     rec, full_plan = plan_run(answers, allow_network=allow_network, check_model=True)
+    if not rec.memory["fits"] and methods is None:
+        raise InputError(f"{rec.method} does not fit here (needs {rec.memory['estimated_gb']:g} GB, "
+                         f"{rec.memory['usable_gb']:g} GB usable): there is nothing to pilot",
+                         hint="a smaller model or more memory; finetune-advisor models suggests one that fits")
     train_examples = int(rec.data["train_examples"])
     examples = min(train_examples, examples or settings.max_examples)
     hp = rec.hyperparameters
@@ -143,7 +150,7 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
         candidates = [Candidate(f"{rec.method}, {key} {v:g}", rec.method, {key: v}, advised=v == hp[key])
                       for v in values]
     elif methods is not None:
-        candidates = [Candidate(m, m, advised=m == rec.method) for m in _named_methods(methods)]
+        candidates = [Candidate(m, m, advised=m == rec.method) for m in methods]
     else:
         others = [a["method"] for a in rec.alternatives if a["fits"]][:alternatives if alternatives is not None
                                                                       else settings.alternatives]
@@ -155,10 +162,12 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
         pilot_answers = apply_settings(answers, c.method, [f"overrides.max_steps={steps}",
                                                            *(f"overrides.{k}={v}" for k, v in c.settings.items())])
         chosen = recommend(gather_inputs(pilot_answers, allow_network=allow_network))
-        if not chosen.memory["fits"]:  # only a method the user named can get here: the alternatives fit
-            raise InputError(f"{c.method} does not fit here (needs {chosen.memory['estimated_gb']:g} GB, "
-                             f"{chosen.memory['usable_gb']:g} GB usable)", key="--methods",
-                             hint="leave it out, or use a lighter method")
+        if not chosen.memory["fits"]:
+            raise InputError(f"{c.label} does not fit here (needs {chosen.memory['estimated_gb']:g} GB, "
+                             f"{chosen.memory['usable_gb']:g} GB usable)",
+                             key="--methods" if methods is not None else "--sweep" if sweep else None,
+                             hint="leave it out, or use a lighter method" if methods is not None
+                             else "a smaller model or more memory")
         c.estimate_s, c.estimate = float(chosen.time["seconds"]), chosen.time["basis"]
     return PilotPlan(answers, rec, full_plan, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
 

@@ -250,3 +250,11 @@ def test_a_damaged_report_or_recommendation_is_named_not_a_traceback(tmp_path: P
         with pytest.raises(InputError) as err:
             run.read_json(tmp_path / "report.json")
         assert "report.json" in str(err.value) and "damaged" in str(err.value)
+
+
+def test_pilot_methods_that_are_empty_are_refused_not_ignored(tmp_path: Path) -> None:
+    answers = builtin_answers(tmp_path)
+    for value in ("", ","):
+        out = cli("pilot", str(answers), "--methods", value, "--dry-run", "--runs-dir", str(tmp_path / "runs"))
+        assert out.returncode == 2 and "--methods" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert not (tmp_path / "runs").exists()

@@ -108,3 +108,15 @@ def test_the_plan_carries_the_licence_warning_for_the_report(tmp_path: Path) -> 
     assert make_plan(answers_from_dict({**raw, "use": "research"}),
                      recommend(gather_inputs(answers_from_dict({**raw, "use": "research"}), detect=False,
                                              allow_network=False))).licence_warning is None
+
+
+def test_the_models_command_takes_an_answers_file_that_names_no_model_yet(tmp_path: Path) -> None:
+    # choosing a model comes before naming one: the answers file may leave `model` out
+    path = tmp_path / "before-a-model.yaml"
+    path.write_text("version: 1\ngoal: agent\ndata: {examples: 2000}\nuse: commercial\n"
+                    "hardware: {gpus: [{name: NVIDIA GeForce RTX 4090, memory_gb: 24}], ram_gb: 64}\n")
+    out = subprocess.run([str(SCRIPT), "models", "--answers", str(path), "--json"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)["models"]
+    assert shown and all(m["licence"]["commercial"] for m in shown)  # the file's use: commercial

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from advisor.answers import answers_from_dict, load_answers
+from advisor.answers import answers_from_dict, answers_to_dict, load_answers
 from advisor.pilot import Candidate, decide, plan_pilot, run_pilot
 from knowledge.errors import InputError
 from runner.tiny_model import build_tiny_model
@@ -96,6 +96,29 @@ def test_the_methods_named_are_the_candidates_when_each_is_one_this_tool_trains(
         assert err.value.key == "--methods" and says in str(err.value)
     with pytest.raises(InputError, match="goes without --sweep"):
         plan_pilot(answers(tmp_path, tiny), methods=["lora", "dora"], sweep="learning_rate", allow_network=False)
+    # named methods are checked before the model and data are: a wrong option is said first
+    no_data = answers_from_dict({"version": 1, "goal": "knowledge", "data": {"examples": 100},
+                                 "model": {"name_or_path": str(tiny)}})
+    with pytest.raises(InputError) as err:
+        plan_pilot(no_data, methods=["lora", "nope"], allow_network=False)
+    assert err.value.key == "--methods"
+    # a method fixed in the answers does not stop the user from naming the candidates
+    fixed = plan_pilot(answers(tmp_path, tiny, method="dora"), methods=["lora", "dora"], allow_network=False)
+    assert [(c.method, c.advised) for c in fixed.candidates] == [("lora", False), ("dora", True)]
+
+
+def test_a_pilot_on_hardware_where_nothing_fits_says_so_and_blames_no_option(tmp_path: Path, tiny: Path) -> None:
+    raw = answers_to_dict(answers(tmp_path, tiny))
+    raw["hardware"] = {"gpus": [], "ram_gb": 2}  # all of it kept for the system
+    cramped = answers_from_dict(raw, source=tmp_path / "a.yaml")
+    for sweep in (None, "learning_rate"):
+        with pytest.raises(InputError) as err:
+            plan_pilot(cramped, allow_network=False, sweep=sweep)
+        assert "does not fit here" in str(err.value) and "nothing to pilot" in str(err.value)
+        assert err.value.key is None
+    with pytest.raises(InputError) as err:
+        plan_pilot(cramped, methods=["lora", "prefix"], allow_network=False)
+    assert err.value.key == "--methods" and "lora does not fit here" in str(err.value)
 
 
 def test_a_pilot_trains_each_candidate_and_scores_them_on_the_validation_split(tmp_path: Path, tiny: Path) -> None:

@@ -98,6 +98,23 @@ async def test_each_step_checks_its_answer() -> None:
         assert app.screen.query_one("#back", Button).disabled is False
 
 
+async def test_saving_on_the_goal_step_keeps_the_highlighted_goal(tmp_path: Path) -> None:
+    # the highlight is the answer on the goal step (no Next needed): a save there must not lose it
+    from advisor.tui import create_app
+    from tests.conftest import EXAMPLES
+
+    app = create_app(load_answers(EXAMPLES / "style.yaml"))
+    target = tmp_path / "goal.yaml"
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "ctrl+s")  # style -> reasoning
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+    assert load_answers(target).goal == "reasoning"
+
+
 async def test_answers_saved_in_the_app_replay_to_the_same_recommendation(tmp_path: Path) -> None:
     app = FinetuneAdvisorApp()
     target = tmp_path / "saved.yaml"
@@ -368,7 +385,7 @@ async def test_the_pilot_screen_says_why_a_pilot_cannot_run() -> None:
 
 
 def footer_keys(app: Any) -> list[str]:
-    return [str(key.key_display) for key in app.screen.query("FooterKey") if not key.disabled]
+    return [str(key.key_display) for key in app.screen.query("FooterKey") if not key.has_class("-disabled")]
 
 
 async def test_the_footer_shows_the_keys_of_the_step_that_is_open() -> None:

@@ -84,6 +84,10 @@ class FinetuneAdvisorApp(App[int]):
 
     def action_save_answers(self) -> None:
         from advisor.tui.dialogs import SaveDialog
+        from advisor.tui.interview import InterviewScreen
+
+        if isinstance(self.screen, InterviewScreen):
+            self.screen.keep_shown_goal()
 
         self.push_screen(SaveDialog(self.suggested_name()), self._save_to)
 

@@ -341,6 +341,11 @@ class InterviewScreen(Screen[None]):
 
     # ------------------------------------------------------------------ each step's answer
 
+    def keep_shown_goal(self) -> None:
+        """On the goal step the highlighted goal is the answer (there is nothing to check): saving keeps it."""
+        if STEPS[self.step] == "goal":
+            self.collect("goal")
+
     def collect(self, step: str) -> None:
         """Store the step's answer in the answers, or raise InputError saying what is wrong."""
         a = self.answers
