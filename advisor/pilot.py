@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,9 +230,10 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
                          key="data.validation_path", hint="give data.validation_path, or more examples")
     for line in plan.lines():
         say(line)
-    results = []
-    for c in plan.candidates:
+    results, evaluation_s = [], []
+    for n, c in enumerate(plan.candidates):
         say(f"== pilot: {c.label}")
+        started = time.monotonic()
         settings = [f"data.path={slice_path}", f"data.test_path={validation}", f"overrides.max_steps={plan.steps}",
                     "evaluation.speed=false",  # the candidates are compared on the task; their cost is training's
                     *(f"overrides.{k}={v}" for k, v in c.settings.items())]
@@ -242,14 +244,23 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
                              hint=f"see {result.run}/worker.log; continue it with finetune-advisor replay "
                                   f"--resume {result.run}")
         results.append(result)
+        took = time.monotonic() - started
+        trained = float(result.report.resources.get("train_seconds") or 0)
+        evaluation_s.append(max(0.0, took - trained))  # with loading the models: what evaluating costs here
+        rest = plan.candidates[n + 1:]
+        if rest:  # evaluation is not estimated before the start; after one it is measured
+            left = sum(r.estimate_s for r in rest) + len(rest) * sum(evaluation_s) / len(evaluation_s)
+            say(f"pilot: {c.label} took {_minutes(took)} ({_minutes(evaluation_s[-1])} of it evaluating); "
+                f"about {_minutes(left)} left for {len(rest)} more")
     comparison = compare_runs([str(r.run) for r in results], progress=say)
     decision = decide(comparison, plan.candidates)
     costs = []
-    for c, r in zip(plan.candidates, results, strict=True):
+    for c, r, evaluated in zip(plan.candidates, results, evaluation_s, strict=True):
         assert r.report is not None
         costs.append({"label": c.label, "method": c.method, "settings": c.settings, "run": r.run,
                       "estimated_train_s": round(c.estimate_s, 1),
                       "train_seconds": r.report.resources.get("train_seconds"),
+                      "evaluation_seconds": round(evaluated, 1),
                       "peak_memory_gb": r.report.resources.get("peak_memory_gb"),
                       "perplexity_increase": r.report.general_ability.get("perplexity_increase"),
                       "ready": r.report.scorecard["ready"], "verdict": r.report.verdict})

@@ -129,6 +129,10 @@ def test_a_pilot_trains_each_candidate_and_scores_them_on_the_validation_split(t
     folder = Path(result["pilot"])
     validation = (folder / "data" / "validation.jsonl").read_text()
     assert len(result["candidates"]) == 2 and said[0].startswith("pilot: 2 methods, 4 steps each")
+    # evaluation is not estimated before the start: after the first candidate, its measured cost forecasts the rest
+    first = result["candidates"][0]["label"]
+    assert any(line.startswith(f"pilot: {first} took ") and "left for 1 more" in line for line in said)
+    assert all(c["evaluation_seconds"] > 0 for c in result["candidates"])
     for candidate in result["candidates"]:
         run = Path(candidate["run"])
         assert (run / "report.json").is_file() and (run / "plan.json").is_file()  # an ordinary run directory
