@@ -197,13 +197,19 @@ def decide(comparison: dict[str, Any], candidates: list[Candidate]) -> dict[str,
         return {"winner": top.label, "method": top.method, "settings": top.settings, "decided": True, "why": why}
     advised = next((i for i in tied if candidates[i].advised), None)
     chosen = advised if advised is not None else min(tied, key=lambda i: candidates[i].estimate_s)
-    why = (f"the candidates cannot be told apart on {n} validation examples"
-           + (f" ({omnibus['sentence']})" if omnibus and not omnibus_ok else "")
-           + f"; {top.label} scored highest ({runs[best]['tuned']:.3f} {metric}). Train {candidates[chosen].label}: "
-           + ("the advised choice, which the pilot did not contradict" if advised is not None
-              else "the advised choice did significantly worse than the best; this is the quickest of those tied "
-                   "with it")
-           + "; a larger validation split (data.validation_path) tells more")
+    worse = len(runs) - len(tied)
+    if omnibus is not None and not omnibus_ok:
+        why = f"the candidates cannot be told apart on {n} validation examples ({omnibus['sentence']})"
+    else:
+        why = (f"{top.label} scored highest ({runs[best]['tuned']:.3f} {metric}), but on {n} validation examples it "
+               f"is not significantly better than {', '.join(candidates[i].label for i in tied if i != best)}"
+               + (f"; the other {worse} did significantly worse" if worse else ""))
+    advice = next((c for c in candidates if c.advised), None)
+    why += (f". Train {candidates[chosen].label}: "
+            + ("the advised choice, which the pilot did not contradict" if advised is not None
+               else (f"the advised {advice.label}" if advice else "the advised choice")
+               + " did significantly worse than the best; this is the quickest of those tied with it")
+            + "; a larger validation split (data.validation_path) tells more")
     return {"winner": None, "method": candidates[chosen].method, "settings": candidates[chosen].settings,
             "decided": False, "why": why}
 
