@@ -480,11 +480,16 @@ def _evidence(trace: Trace) -> list[dict[str, Any]]:
             if agrees is False and mine is not None and best is not None:
                 trace.warnings.append(
                     f"rule {rid} advises {method}, but the project's own measurement ({m.model}, {m.goal} demo) "
-                    f"found {' and '.join(m.best)} better ({best.tuned:g} against {mine.tuned:g} {m.metric}); "
+                    f"found {_and(m.best)} better ({best.tuned:g} against {mine.tuned:g} {m.metric}); "
                     "check which holds on your data: finetune-advisor pilot YOUR_ANSWERS.yaml")
         out.append({"rule": rid, "guide": e.guide, "published": e.published, "measured": measured,
                     "agrees": agrees})
     return out
+
+
+def _and(words: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _batch_summary(fit: Fit, model: ModelProfile, facts: DataFacts) -> dict[str, Any]:
