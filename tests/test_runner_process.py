@@ -105,9 +105,17 @@ def test_the_split_is_seeded_and_saved(tmp_path: Path, model: Path, data: Path) 
     assert not train & test
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C and hang-up as a terminal's foreground command has them: a suite started in the background (`&`
+    ignores SIGINT) or under nohup (SIGHUP) would hand its children those signals ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def follow_in_foreground(tmp_path: Path, answers: Path, **popen: Any) -> tuple[subprocess.Popen[Any], RunDir]:
     """`finetune-advisor train` following its run, as in a terminal; returns once training has begun."""
-    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV, **popen)
+    follower = subprocess.Popen([str(SCRIPT), "train", "--answers", str(answers)], cwd=tmp_path, env=ENV,
+                                preexec_fn=_as_in_a_terminal, **popen)
     deadline = time.time() + 120
     while not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()):
         assert time.time() < deadline
