@@ -182,13 +182,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from advisor.model_choice import suggest_models
+    from advisor.model_choice import STAND_IN_MODEL, suggest_models
 
     answers = None
     if args.answers:
         from advisor.answers import load_answers
 
-        answers = load_answers(args.answers, default_model="gpt2")  # each candidate replaces the model
+        answers = load_answers(args.answers, default_model=STAND_IN_MODEL)  # each candidate replaces the model
     fitting, left_out = suggest_models(answers, commercial=True if args.commercial else None, limit=args.limit)
     if args.json:
         _print_json({"models": [s.to_json() for s in fitting], "left_out_by_licence": left_out})

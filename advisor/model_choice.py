@@ -11,11 +11,13 @@ from advisor.answers import Answers, answers_from_dict, answers_to_dict
 from advisor.recommend import gather_inputs, recommend
 from knowledge import ModelChoice, load_model_choices
 
-__all__ = ["MAX_HOURS", "Suggestion", "suggest_models"]
+__all__ = ["MAX_HOURS", "STAND_IN_MODEL", "Suggestion", "suggest_models", "suggestion_answers"]
 
 #: A model that fits but would train longer than this here is left out, and said so (the recommendation warns
 #: at the same point).
 MAX_HOURS = 24
+#: Answers need a model; when choosing one, each catalog model takes this one's place in turn.
+STAND_IN_MODEL = "gpt2"
 
 
 @dataclass
@@ -55,13 +57,22 @@ def _hardware_answers() -> dict[str, Any]:
     return out
 
 
+def suggestion_answers(raw: dict[str, Any], *, source: Any = None) -> Answers:
+    """Answers for suggestions from what is known so far: a knowledge goal and 1000 examples unless said, and the
+    stand-in model."""
+    raw = {"version": 1, "goal": "knowledge", **raw, "model": {"name_or_path": STAND_IN_MODEL}}
+    data = raw.get("data") or {}
+    if not data.get("path") and not data.get("examples"):
+        raw["data"] = {"examples": 1000}
+    return answers_from_dict(raw, file="your answers", source=source)
+
+
 def suggest_models(answers: Answers | None = None, *, commercial: bool | None = None,
                    limit: int = 5) -> tuple[list[Suggestion], list[str]]:
     """The largest catalog models whose recommended method fits and trains within MAX_HOURS here, largest first
     (at most `limit`), and the models left out, with why: a licence that does not allow commercial use (when it
     is asked for: `commercial`, or the answers' use: commercial), or days of training."""
-    base: dict[str, Any] = answers_to_dict(answers) if answers is not None else \
-        {"version": 1, "goal": "knowledge", "data": {"examples": 1000}, "model": {"name_or_path": "gpt2"}}
+    base = answers_to_dict(answers if answers is not None else suggestion_answers({}))
     if base.get("hardware") is None:
         base["hardware"] = _hardware_answers()
     # each model's own advice, not a method fixed for another

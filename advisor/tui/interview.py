@@ -456,22 +456,15 @@ class InterviewScreen(Screen[None]):
         options.add_option("working out which models fit...")
         raw: dict[str, Any] = {k: v for k, v in self.answers.items() if k in ("version", "goal", "data", "hardware",
                                                                               "deploy", "priority", "seed")}
-        raw.setdefault("version", 1)
-        raw.setdefault("goal", "knowledge")
-        if not (raw.get("data") or {}).get("path") and not (raw.get("data") or {}).get("examples"):
-            raw["data"] = {"examples": 1000}
-        raw["model"] = {"name_or_path": "gpt2"}  # replaced by each candidate
         raw["use"] = "commercial" if self.query_one("#commercial", Checkbox).value else "research"
         self.suggest(raw)
 
     @work(thread=True, exclusive=True, group="suggest")
     def suggest(self, raw: dict[str, Any]) -> None:
-        from advisor.answers import answers_from_dict
-        from advisor.model_choice import suggest_models
+        from advisor.model_choice import suggest_models, suggestion_answers
 
         try:
-            fitting, left_out = suggest_models(answers_from_dict(raw, file="your answers",
-                                                                 source=self.app.source))  # type: ignore[attr-defined]
+            fitting, left_out = suggest_models(suggestion_answers(raw, source=self.app.source))  # type: ignore[attr-defined]
         except InputError as exc:
             self.app.call_from_thread(self._suggested, [], [str(exc)])
             return
