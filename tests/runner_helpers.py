@@ -10,7 +10,9 @@ from advisor.answers import answers_from_dict
 from advisor.plan import make_plan
 from advisor.recommend import gather_inputs, recommend
 from advisor.runs import create_run
+from runner.events import read_events
 from runner.rundir import RunDir
+from runner.train import run_training
 
 QA = [(f"What is the capital of country {i}?", f"The capital of country {i} is City{i}.") for i in range(40)]
 
@@ -37,3 +39,10 @@ def make_run(tmp_path: Path, model: Path, method: str, data: Path, **overrides: 
     answers = answers_from_dict(raw, source=tmp_path / "answers.yaml")
     recommendation = recommend(gather_inputs(answers, detect=False, allow_network=False))
     return create_run(answers, recommendation, make_plan(answers, recommendation), str(tmp_path / "runs"))
+
+
+def train_to_the_end(run: RunDir, **kwargs: Any) -> None:
+    """Train the run and require it to finish; a failure shows the run's own message (a refusal for too little
+    disk, say), not only its exit code."""
+    code = run_training(run, **kwargs)
+    assert code == 0, f"the run ended with exit code {code}: {read_events(run.events)[-1].get('message')}"

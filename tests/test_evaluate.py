@@ -15,8 +15,7 @@ from runner.evaluate import evaluate_run
 from runner.report import read_report
 from runner.rundir import RunDir
 from runner.tiny_model import build_tiny_model
-from runner.train import run_training
-from tests.runner_helpers import make_run, qa_rows, tiny_texts, write_data
+from tests.runner_helpers import make_run, qa_rows, tiny_texts, train_to_the_end, write_data
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_tiny_model(root / "llama", tiny_texts())
     data = write_data(root / "qa.jsonl", qa_rows())
     run = make_run(root, model, "lora", data, learning_rate=5e-3, max_steps=6)
-    assert run_training(run) == 0
+    train_to_the_end(run)
     return run.path
 
 
@@ -159,7 +158,7 @@ def test_compare_runs_on_the_same_split_and_refuse_different_ones(tmp_path: Path
     runs = []
     for method, lr in (("lora", 5e-3), ("ia3", 5e-2), ("p_tuning_v2", 3e-2)):
         run = make_run(tmp_path / method, model, method, data, learning_rate=lr, max_steps=3)
-        assert run_training(run) == 0
+        train_to_the_end(run)
         runs.append(str(run.path))
     result = compare_runs(runs)
     assert [r["method"] for r in result["runs"]] == ["lora", "ia3", "p_tuning_v2"]
@@ -167,7 +166,7 @@ def test_compare_runs_on_the_same_split_and_refuse_different_ones(tmp_path: Path
     assert all(r["p_holm"] >= r["p_value"] for r in result["runs"] + result["pairwise"])
     other = make_run(tmp_path / "other", model, "lora", write_data(tmp_path / "qa2.jsonl", qa_rows()[:30]),
                      max_steps=1)
-    assert run_training(other) == 0
+    train_to_the_end(other)
     with pytest.raises(InputError, match="tested on different examples"):
         compare_runs([runs[0], str(other.path)])
     with pytest.raises(InputError, match="the same run as"):  # it inflated Holm's family before
@@ -192,7 +191,7 @@ def _trained(tmp_path: Path, method: str, **overrides: Any) -> RunDir:
     """A run of `method` on the tiny model and the QA rows, trained."""
     model = build_tiny_model(tmp_path / "llama", tiny_texts())
     run = make_run(tmp_path, model, method, write_data(tmp_path / "qa.jsonl", qa_rows()), **overrides)
-    assert run_training(run) == 0
+    train_to_the_end(run)
     return run
 
 
@@ -316,9 +315,9 @@ def test_training_logs_go_to_tensorboard_unless_turned_off(tmp_path: Path) -> No
     model = build_tiny_model(tmp_path / "llama", tiny_texts())
     data = write_data(tmp_path / "qa.jsonl", qa_rows())
     on = make_run(tmp_path / "on", model, "lora", data, max_steps=4, save_steps=100)
-    assert run_training(on) == 0
+    train_to_the_end(on)
     scalars = _scalars(on.tensorboard)
     assert scalars.get("train/loss") and max(scalars["train/loss"]) == 4  # the Trainer's own logs, every step
     off = make_run(tmp_path / "off", model, "lora", data, max_steps=4, save_steps=100, tensorboard=False)
-    assert run_training(off) == 0
+    train_to_the_end(off)
     assert not off.tensorboard.exists()

@@ -14,8 +14,7 @@ import pytest
 from knowledge import RUNNABLE_METHODS
 from runner.evaluate import GENERAL_SET
 from runner.events import read_events
-from runner.train import run_training
-from tests.runner_helpers import make_run
+from tests.runner_helpers import make_run, train_to_the_end
 
 torch = pytest.importorskip("torch")
 
@@ -61,7 +60,7 @@ def test_every_method_trains_saves_reloads_and_generates_on_the_real_model(metho
         with torch.no_grad():
             seen["logits"] = model(input_ids=probe).logits
 
-    assert run_training(run, on_trained=keep) == 0
+    train_to_the_end(run, on_trained=keep)
     events = read_events(run.events)
     losses = [e["loss"] for e in events if e["kind"] == "step"]
     assert len(losses) == 2 and all(loss == loss and loss < 20 for loss in losses), losses
@@ -139,7 +138,7 @@ def test_bf16_training_follows_fp32(smollm2: Path, demo_dir: Path, tmp_path: Pat
         run = make_run(tmp_path / precision, smollm2, "lora", demo_dir / "data" / "knowledge.jsonl", max_steps=8,
                        save_steps=100, batch_size=8, gradient_accumulation=1, learning_rate=1e-3,
                        precision=precision)
-        assert run_training(run) == 0
+        train_to_the_end(run)
         events = read_events(run.events)
         model = next(e for e in events if e["kind"] == "phase" and e.get("phase") == "model")
         assert model["dtype"] == {"fp32": "float32", "bf16": "bfloat16"}[precision]

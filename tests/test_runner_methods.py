@@ -11,8 +11,7 @@ import pytest
 from runner.events import read_events
 from runner.plan import Plan
 from runner.tiny_model import build_tiny_model
-from runner.train import run_training
-from tests.runner_helpers import make_run, qa_rows, tiny_texts, write_data
+from tests.runner_helpers import make_run, qa_rows, tiny_texts, train_to_the_end, write_data
 
 torch = pytest.importorskip("torch")
 
@@ -65,7 +64,7 @@ def test_method_trains_saves_reloads_and_generates(models: dict[str, Path], data
         with torch.no_grad():
             seen["logits"] = model(input_ids=probe).logits
 
-    assert run_training(run, on_trained=keep) == 0
+    train_to_the_end(run, on_trained=keep)
     events = read_events(run.events)
     losses = [e["loss"] for e in events if e["kind"] == "step"]
     assert len(losses) == 8 and losses[-1] < losses[0], losses
@@ -88,7 +87,7 @@ def test_qlora_really_trains_over_4bit_weights(models: dict[str, Path], data: Pa
     def inspect(model: Any, tokenizer: Any) -> None:
         kinds.update(type(m).__name__ for m in model.modules())
 
-    assert run_training(run, on_trained=inspect) == 0
+    train_to_the_end(run, on_trained=inspect)
     assert "Linear4bit" in kinds
 
 
@@ -101,7 +100,7 @@ def test_prefix_methods_never_use_gradient_checkpointing(models: dict[str, Path]
 
         flags.append(checkpointing_on(model.get_base_model()))
 
-    assert run_training(run, on_trained=inspect) == 0
+    train_to_the_end(run, on_trained=inspect)
     assert flags == [False]
 
 
@@ -166,7 +165,7 @@ def test_soft_prompts_are_used_when_generating(models: dict[str, Path], data: Pa
     from runner.model import load_trained
 
     run = make_run(tmp_path, models["llama"], method, data, learning_rate=0.1, max_steps=4)
-    assert run_training(run) == 0
+    train_to_the_end(run)
     model = load_trained(run, run.read_plan(), device="cpu")
     prompt = torch.tensor([[5, 17, 42, 8, 99, 23]])
     with torch.no_grad():

@@ -20,7 +20,7 @@ from runner.plan import Plan, PlanData, PlanModel
 from runner.rundir import RunDir
 from runner.tiny_model import build_tiny_model
 from runner.train import oom_advice, run_training
-from tests.runner_helpers import make_run, qa_rows, tiny_texts, write_data
+from tests.runner_helpers import make_run, qa_rows, tiny_texts, train_to_the_end, write_data
 
 SCRIPT = Path(sys.executable).parent / "finetune-advisor"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -198,7 +198,7 @@ def test_export_merges_into_the_16_bit_base(tmp_path: Path, model: Path, data: P
     from runner.export import export_merged
 
     run = make_run(tmp_path, model, "qlora", data, learning_rate=5e-3, max_steps=3)
-    assert run_training(run) == 0
+    train_to_the_end(run)
     (run.path / "merged.tmp" / "partial").mkdir(parents=True)  # what a killed export leaves
     merged_path = export_merged(run.path)
     assert not (merged_path / "partial").exists() and not (run.path / "merged.tmp").exists()
@@ -223,7 +223,7 @@ def test_export_refuses_prefix_adapters(tmp_path: Path, model: Path, data: Path)
     from runner.export import export_merged
 
     run = make_run(tmp_path, model, "p_tuning_v2", data, learning_rate=1e-2, max_steps=1)
-    assert run_training(run) == 0
+    train_to_the_end(run)
     with pytest.raises(InputError, match="cannot be merged"):
         export_merged(run.path)
 
@@ -321,16 +321,21 @@ def test_out_of_gpu_memory_is_reported_with_the_next_step(tmp_path: Path, model:
     assert done["status"] == "failed" and done["message"].startswith("out of GPU memory: set overrides.batch_size: 2")
 
 
-def test_too_little_disk_for_checkpoints_is_bad_input(tmp_path: Path, model: Path, data: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("max_steps", "kept"), [(2, "1 checkpoint and"), (20, "3 checkpoints and")])
+def test_too_little_disk_for_checkpoints_is_bad_input(tmp_path: Path, model: Path, data: Path, max_steps: int,
+                                                      kept: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk asked for counts the checkpoints the run will write: a 2-step run saves once (at its end), a
+    20-step run every 4 steps, keeping save_total_limit (2) and the one being written. Asking a 2-step run for
+    three full checkpoints refused the real model's test on a machine with 5 GB free."""
     import shutil
     from collections import namedtuple
 
-    run = make_run(tmp_path, model, "full", data, max_steps=2)
+    run = make_run(tmp_path, model, "full", data, max_steps=max_steps, save_steps=4)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     assert run_training(run) == 2
-    assert "not enough free disk for checkpoints" in read_events(run.events)[-1]["message"]
+    message = read_events(run.events)[-1]["message"]
+    assert "not enough free disk for checkpoints" in message and f"({kept} the trained model)" in message
 
 
 @pytest.mark.gpu
@@ -340,7 +345,7 @@ def test_qlora_on_a_cuda_gpu_in_bf16(tmp_path: Path, model: Path, data: Path) ->
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU on this machine")
     run = make_run(tmp_path, model, "qlora", data, max_steps=4, learning_rate=5e-3)
-    assert run_training(run) == 0
+    train_to_the_end(run)
     events = read_events(run.events)
     model_phase = next(e for e in events if e.get("phase") == "model")
     assert model_phase["device"] == "cuda" and model_phase["dtype"] in ("bfloat16", "float16")
