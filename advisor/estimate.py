@@ -22,6 +22,7 @@ Time: tokens x FLOPs per token / (peak FLOP/s x utilisation), with a per-method 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,9 +36,11 @@ from knowledge import (
     method_card,
 )
 from knowledge.errors import InputError
+from runner.generation import GEN_BATCH, SPEED_PROMPTS, SPEED_ROUNDS, SPEED_TOKENS
 
-__all__ = ["EstimateConfig", "MemoryEstimate", "TimeEstimate", "default_bits", "duration", "estimate_memory",
-           "estimate_time", "lora_target_modules", "trainable_params"]
+__all__ = ["EstimateConfig", "EvaluationEstimate", "MemoryEstimate", "TimeEstimate", "compute_rate", "default_bits",
+           "duration", "estimate_evaluation", "estimate_memory", "estimate_time", "linear_flops_per_token",
+           "lora_target_modules", "run_start_seconds", "trainable_params"]
 
 GB = 1e9
 
@@ -127,6 +130,19 @@ class TimeEstimate:
                 "trained_tokens": self.trained_tokens,
                 "tokens_per_s": self.tokens_per_s, "flops": self.flops,
                 "effective_tflops": round(self.flops_per_s / 1e12, 3), "basis": self.basis, "formula": self.formula}
+
+
+@dataclass
+class EvaluationEstimate:
+    seconds: float
+    basis: str
+    """The estimate as a sentence: how long, for how many examples and passages, with which models."""
+    parts: dict[str, float]
+    """Seconds of each part: loading, generation, general_text, speed."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 1), "basis": self.basis,
+                "parts": {k: round(v, 1) for k, v in self.parts.items()}}
 
 
 def duration(hours: float) -> str:
@@ -469,42 +485,20 @@ def _cpu_heap_retention(profile: ModelProfile, cfg: EstimateConfig, tokens: int,
     return vectors * saving_layers * tokens * width * element
 
 
-def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, trained_tokens: int | None = None,
-                  eval_tokens: int = 0, steps: int = 0, optimizer_steps: int = 0,
-                  attention_length: float | None = None,
-                  device_name: str | None = None, cpu_cores: int | None = None, cpu_vector: str | None = None,
-                  cpu_ghz: float | None = None) -> TimeEstimate:
-    """Training time for `tokens` computed (examples x epochs x tokens per example, padding included) on the
-    given device. `trained_tokens` (default: `tokens`) are the examples' own, for the tokens/s stated;
-    `eval_tokens` the validation evaluations' (forward only); `steps` the forward passes (training
-    micro-batches and validation batches), a fixed cost each on the CPU; `optimizer_steps` the optimizer's
-    updates, a cost per trained parameter on the CPU (memory-bound); `attention_length` the mean length of
-    the rows attention runs over (a packed row: its examples together; padded: the batch's longest), when the
-    data's lengths are known: such rows carry a mask, and attention computes the whole masked square."""
-    _check(profile, cfg)
-    k = load_estimator_constants()
-    m = cfg.method
-    seq = cfg.seq_len + (cfg.num_virtual_tokens if method_card(m).input_prompts else 0)
+def linear_flops_per_token(profile: ModelProfile) -> float:
+    """FLOPs of the linear layers and the head for one token's forward pass (a mixture of experts: the experts
+    each token is routed to)."""
     mlp_kinds = ("gate", "up", "gate_up", "down")
     active_block = sum(fin * fout * (profile.experts_per_token if kind in mlp_kinds else 1)
                        for _, kind, fin, fout in profile.unique_modules())
-    head = profile.vocab_size * profile.hidden_size
-    w_fwd: float = 2 * (profile.num_layers * active_block + head)          # linear FLOPs per token, forward
-    if attention_length is not None:  # QK^T and AV over the whole masked square of each row
-        att_fwd: float = 4 * profile.num_layers * attention_length * profile.q_dim
-    else:  # rows of max_length, causal (half the square)
-        att_fwd = 2 * profile.num_layers * seq * profile.q_dim
-    fwd = w_fwd + att_fwd
-    if m == "full":
-        bwd = 2 * w_fwd + 2 * att_fwd                               # input and weight gradients
-    elif m == "freeze":
-        share = cfg.freeze_trainable_layers / profile.num_layers
-        bwd = 2 * (w_fwd - 2 * head) * share + 2 * head + 2 * att_fwd * share
-    else:
-        bwd = w_fwd + 2 * att_fwd                                   # input gradients only; adapters are tiny
-    per_token = fwd + bwd + (fwd if cfg.gradient_checkpointing else 0)
-    flops = per_token * tokens + fwd * eval_tokens
-    factor = k.method_speed_factor["cpu" if cfg.device == "cpu" else "cuda"].get(m, 1.0)
+    return float(2 * (profile.num_layers * active_block + profile.vocab_size * profile.hidden_size))
+
+
+def compute_rate(cfg: EstimateConfig, *, device_name: str | None = None, cpu_cores: int | None = None,
+                 cpu_vector: str | None = None, cpu_ghz: float | None = None) -> tuple[float, str, str]:
+    """The FLOP/s a run achieves (the device's peak x utilisation, x processes when distributed); where it runs,
+    in a few words; and how the rate was found."""
+    k = load_estimator_constants()
     if cfg.device == "cpu":
         cores = cpu_cores or 1
         per_cycle = k.cpu_flops_per_cycle.get(cpu_vector or "default", k.cpu_flops_per_cycle["default"])
@@ -527,6 +521,114 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, tr
         rate *= cfg.processes * efficiency
         where += f", x {cfg.processes} processes at {efficiency:.0%} scaling ({cfg.strategy})"
         on += f" x {cfg.processes} processes"
+    return rate, on, where
+
+
+def estimate_evaluation(profile: ModelProfile, method: str, device: str, *, examples: int, prompt_tokens: float,
+                        max_new_tokens: int, general_texts: int, general_tokens: int, speed: bool,
+                        base_measured: bool = True, device_name: str | None = None, cpu_cores: int | None = None,
+                        cpu_vector: str | None = None, cpu_ghz: float | None = None) -> EvaluationEstimate:
+    """The time runner/evaluate.py takes after training: each model the comparison needs (the base and the
+    tuned model; QLoRA also its 4-bit base) generates greedily for the `examples` test prompts, in batches of
+    GEN_BATCH, up to `max_new_tokens` each (a batch runs until its longest answer ends: the bound is taken), and
+    scores the general-text passages; then the speed timing, when it is on. Each forward call costs its FLOPs at
+    the training rate, a fixed time per layer, and the time to read the weights once (knowledge/estimator.yaml
+    `evaluation`). Evaluation runs in one process, in fp32 on the CPU and in 16-bit on a GPU. `base_measured`
+    False: the base's outputs and losses come from an earlier run on the same examples (a pilot's candidates
+    after the first), so only the speed timing may load the base."""
+    k = load_estimator_constants()
+    e = k.evaluation
+    card = method_card(method)
+    single = EstimateConfig(method=method, device=device)  # one process, no bf16 autocast
+    rate, on, _ = compute_rate(single, device_name=device_name, cpu_cores=cpu_cores, cpu_vector=cpu_vector,
+                               cpu_ghz=cpu_ghz)
+    weights_gb = profile.total_params * (4 if device == "cpu" else 2) / GB
+    layers = e.layer_call_ms[device] * 1e-3 * profile.num_layers
+    if device == "cpu":  # a generation step (batch 8, the KV cache read too) and a passage read apart
+        step = layers + weights_gb * e.cpu_seconds_per_gb["generation_step"]
+        passage = layers + weights_gb * e.cpu_seconds_per_gb["passage"]
+    else:
+        step = passage = layers + weights_gb / (k.gpu_bandwidth(device_name or "")[0] * 1e3)  # TB/s: s per GB
+    flops = linear_flops_per_token(profile) / rate  # seconds per token
+    factors = e.method_call_factor["cpu" if device == "cpu" else "cuda"]
+    tuned = factors.get(method, 1.0)
+    quantized = e.quantized_base_call_factor["cpu" if device == "cpu" else "cuda"]
+    variants = ({"base": 1.0} if base_measured else {}) | {"tuned": tuned} | (
+        {"base_quantized": quantized} if card.quantized else {})
+    batches = math.ceil(examples / GEN_BATCH)
+    one_generation = batches * max_new_tokens * step + examples * (prompt_tokens + max_new_tokens) * flops
+    one_general = general_texts * passage + general_tokens * flops
+    generation = sum(f * one_generation for f in variants.values())
+    general = sum(f * one_general for f in variants.values())
+    timed_calls = SPEED_ROUNDS * SPEED_TOKENS + 2  # the rounds, after a warm-up of 2 tokens
+    timed_tokens = SPEED_PROMPTS * (prompt_tokens + SPEED_TOKENS) * (SPEED_ROUNDS + 1)
+    if not speed:
+        timed = {}
+    elif card.full_model:
+        timed = {"base": 1.0, "tuned": 1.0}
+    elif card.quantized:
+        timed = {"base": 1.0, "base_quantized": quantized, "tuned": tuned} | (
+            {"tuned_merged": 1.0} if card.mergeable else {})
+    else:
+        timed = {"base": 1.0, "tuned": tuned} | ({"tuned_merged": 1.0} if card.mergeable else {})
+    timing = sum(f * (timed_calls * step + timed_tokens * flops) for f in timed.values())
+    loading = e.fixed_seconds + e.load_seconds_per_gb * weights_gb * (
+        (1 if base_measured or timed else 0) + (1 if not card.quantized else 1.5))
+    parts = {"loading": loading, "generation": generation, "general_text": general, "speed": timing}
+    seconds = sum(parts.values())
+    models = ["the base"] if base_measured else []
+    models += ["its 4-bit form", "the tuned model"] if card.quantized else ["the tuned model"]
+    verb, score = ("each generate", "score") if len(models) > 1 else ("generates", "scores")
+    basis = (f"{duration(seconds / 3600)}: {' and '.join(models)} {verb} for {examples} test examples (at most "
+             f"{max_new_tokens} new tokens each) and {score} {general_texts} general-text passages"
+             + (", then generation speed is timed" if timed else "")
+             + ("" if base_measured else " (the base's outputs measured for an earlier run)") + f", on {on}")
+    return EvaluationEstimate(seconds, basis, parts)
+
+
+def run_start_seconds(profile: ModelProfile, device: str) -> float:
+    """A run's own cost beyond its training and evaluation: the worker starting, the data split, the model loaded
+    for training and saved (knowledge/estimator.yaml run_start_seconds)."""
+    k = load_estimator_constants()
+    return k.run_start_seconds + k.evaluation.load_seconds_per_gb * profile.total_params * (
+        4 if device == "cpu" else 2) / GB
+
+
+def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, trained_tokens: int | None = None,
+                  eval_tokens: int = 0, steps: int = 0, optimizer_steps: int = 0,
+                  attention_length: float | None = None,
+                  device_name: str | None = None, cpu_cores: int | None = None, cpu_vector: str | None = None,
+                  cpu_ghz: float | None = None) -> TimeEstimate:
+    """Training time for `tokens` computed (examples x epochs x tokens per example, padding included) on the
+    given device. `trained_tokens` (default: `tokens`) are the examples' own, for the tokens/s stated;
+    `eval_tokens` the validation evaluations' (forward only); `steps` the forward passes (training
+    micro-batches and validation batches), a fixed cost each on the CPU; `optimizer_steps` the optimizer's
+    updates, a cost per trained parameter on the CPU (memory-bound); `attention_length` the mean length of
+    the rows attention runs over (a packed row: its examples together; padded: the batch's longest), when the
+    data's lengths are known: such rows carry a mask, and attention computes the whole masked square."""
+    _check(profile, cfg)
+    k = load_estimator_constants()
+    m = cfg.method
+    seq = cfg.seq_len + (cfg.num_virtual_tokens if method_card(m).input_prompts else 0)
+    head = profile.vocab_size * profile.hidden_size
+    w_fwd = linear_flops_per_token(profile)
+    if attention_length is not None:  # QK^T and AV over the whole masked square of each row
+        att_fwd: float = 4 * profile.num_layers * attention_length * profile.q_dim
+    else:  # rows of max_length, causal (half the square)
+        att_fwd = 2 * profile.num_layers * seq * profile.q_dim
+    fwd = w_fwd + att_fwd
+    if m == "full":
+        bwd = 2 * w_fwd + 2 * att_fwd                               # input and weight gradients
+    elif m == "freeze":
+        share = cfg.freeze_trainable_layers / profile.num_layers
+        bwd = 2 * (w_fwd - 2 * head) * share + 2 * head + 2 * att_fwd * share
+    else:
+        bwd = w_fwd + 2 * att_fwd                                   # input gradients only; adapters are tiny
+    per_token = fwd + bwd + (fwd if cfg.gradient_checkpointing else 0)
+    flops = per_token * tokens + fwd * eval_tokens
+    factor = k.method_speed_factor["cpu" if cfg.device == "cpu" else "cuda"].get(m, 1.0)
+    rate, on, where = compute_rate(cfg, device_name=device_name, cpu_cores=cpu_cores, cpu_vector=cpu_vector,
+                                   cpu_ghz=cpu_ghz)
     trained_params = trainable_params(profile, cfg)
     step_cost = (k.cpu_step_overhead_s * steps + k.cpu_update_ns_per_param * 1e-9 * optimizer_steps * trained_params) \
         if cfg.device == "cpu" else 0.0

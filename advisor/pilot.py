@@ -6,6 +6,7 @@ with the evidence and the cost of each, or that the candidates cannot be told ap
 
 The pilot's runs are ordinary run directories under RUNS/STAMP-pilot-MODEL/runs/. Their test set is the full
 data's validation split: the test split is never scored, so the full run's verdict stays a fresh measurement.
+The base model's outputs and general-text losses on it are measured once (base-measurements.json) and shared.
 `winner.yaml` beside them is the user's answers with the winning choice, for `finetune-advisor train`.
 """
 
@@ -21,11 +22,14 @@ from typing import Any
 import yaml
 
 from advisor.answers import OVERRIDE_KEYS, Answers, answers_to_dict
+from advisor.data_probe import probe_file
+from advisor.estimate import run_start_seconds
 from advisor.pipeline import apply_settings, replay
-from advisor.recommend import Recommendation, gather_inputs, recommend
+from advisor.recommend import Recommendation, evaluation_time, gather_inputs, recommend
 from advisor.runs import plan_run
 from knowledge import load_evaluation
 from knowledge.errors import InputError
+from runner.data import split_count
 from runner.plan import Plan, step_schedule
 
 __all__ = ["Candidate", "PilotPlan", "decide", "decision_headline", "pilot_rows", "plan_pilot", "render_pilot",
@@ -43,8 +47,17 @@ class Candidate:
     """Overrides beyond the method (a sweep's value)."""
     estimate_s: float = 0.0
     estimate: str = ""
+    evaluation_s: float = 0.0
+    """The estimate of its evaluation on the validation split (generation and general text; speed not timed)."""
+    start_s: float = 0.0
+    """The estimate of its run's own start and save, beyond training and evaluation."""
     advised: bool = False
     """The recommendation's own choice (its method, or its value of the swept setting)."""
+
+    @property
+    def total_s(self) -> float:
+        """The estimate of the whole candidate: training, evaluation, and the run's start and save."""
+        return self.estimate_s + self.evaluation_s + self.start_s
 
 
 @dataclass
@@ -57,17 +70,23 @@ class PilotPlan:
     steps: int
     examples: int
     """Training examples in the slice each candidate trains on."""
+    validation: int
+    """Examples of the validation split, which every candidate is scored on."""
     sweep: str | None = None
 
     def lines(self) -> list[str]:
         """The budget, before anything starts."""
         total = sum(c.estimate_s for c in self.candidates)
         what = f"{self.sweep} values for {self.recommendation.method}" if self.sweep else "methods"
+        evaluation = sum(c.evaluation_s for c in self.candidates)
+        start = sum(c.start_s for c in self.candidates)
         out = [f"pilot: {len(self.candidates)} {what}, {self.steps} steps each on {self.examples} training "
-               "examples, scored on the validation split (the test split is not touched)"]
-        out += [f"  {c.label}: training {c.estimate}" for c in self.candidates]
-        out.append(f"  training in all: about {_minutes(total)}; each evaluation adds generation for the "
-                   "validation examples (not estimated)")
+               f"examples, scored on the {self.validation} examples of the validation split (the test split is not "
+               "touched)"]
+        out += [f"  {c.label}: training {c.estimate}; evaluation about {_minutes(c.evaluation_s)}"
+                for c in self.candidates]
+        out.append(f"  in all: about {_minutes(total + evaluation + start)} ({_minutes(total)} training, "
+                   f"{_minutes(evaluation)} evaluating, {_minutes(start)} starting and saving the runs)")
         return out
 
 
@@ -159,10 +178,13 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
     if len(candidates) < 2:
         raise InputError("only the recommended method fits here: there is nothing to compare it with",
                          hint="free memory, or sweep one of its settings: --sweep learning_rate")
+    validation = _validation_examples(answers, full_plan, int(rec.data["examples"]))
+    measured_for: set[Any] = set()  # the precisions the base is measured for: part of runner/evaluate.py _base_key
     for c in candidates:  # the same estimate the recommendation gives, for the pilot's budget
         pilot_answers = apply_settings(answers, c.method, [f"overrides.max_steps={steps}",
                                                            *(f"overrides.{k}={v}" for k, v in c.settings.items())])
-        chosen = recommend(gather_inputs(pilot_answers, allow_network=allow_network))
+        inputs = gather_inputs(pilot_answers, allow_network=allow_network)
+        chosen = recommend(inputs)
         if not chosen.memory["fits"]:
             raise InputError(f"{c.label} does not fit here (needs {chosen.memory['estimated_gb']:g} GB, "
                              f"{chosen.memory['usable_gb']:g} GB usable)",
@@ -170,7 +192,23 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
                              hint="leave it out, or use a lighter method" if methods is not None
                              else "a smaller model or more memory")
         c.estimate_s, c.estimate = float(chosen.time["seconds"]), chosen.time["basis"]
-    return PilotPlan(answers, rec, full_plan, candidates, steps, examples, sweep.partition("=")[0] if sweep else None)
+        precision = chosen.hyperparameters.get("precision")
+        c.evaluation_s = evaluation_time(inputs, c.method, chosen.memory["device"], examples=validation, speed=False,
+                                         tokens_mean=chosen.data["tokens_per_example"],
+                                         tokens_p99=chosen.data["tokens_p99"],
+                                         base_measured=precision not in measured_for).seconds
+        measured_for.add(precision)
+        c.start_s = run_start_seconds(inputs.model, chosen.memory["device"])
+    return PilotPlan(answers, rec, full_plan, candidates, steps, examples, validation,
+                     sweep.partition("=")[0] if sweep else None)
+
+
+def _validation_examples(answers: Answers, full_plan: Plan, examples: int) -> int:
+    """The validation split's size, as prepare_splits will make it: data.validation_path's examples, or the
+    plan's share of the data."""
+    if answers.data.validation_path:
+        return probe_file(answers.resolve(answers.data.validation_path)).examples
+    return split_count(examples, full_plan.data.split["validation"])
 
 
 def decide(comparison: dict[str, Any], candidates: list[Candidate]) -> dict[str, Any]:
@@ -236,7 +274,9 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
                          key="data.validation_path", hint="give data.validation_path, or more examples")
     for line in plan.lines():
         say(line)
-    results, evaluation_s = [], []
+    # the base model's outputs on the validation split, measured once and shared by every candidate
+    base_file = folder.path / "base-measurements.json"
+    results, evaluation_s, took_s = [], [], []
     for n, c in enumerate(plan.candidates):
         say(f"== pilot: {c.label}")
         started = time.monotonic()
@@ -244,29 +284,32 @@ def run_pilot(plan: PilotPlan, runs_dir: str = "runs", *, allow_network: bool = 
                     "evaluation.speed=false",  # the candidates are compared on the task; their cost is training's
                     *(f"overrides.{k}={v}" for k, v in c.settings.items())]
         result = replay(apply_settings(answers, c.method, settings), runs_dir=str(folder.path / "runs"),
-                        allow_network=allow_network, say=say, on_event=on_event)
+                        allow_network=allow_network, say=say, on_event=on_event, base_from=base_file)
         if result.exit_code != 0 or result.report is None:
             raise InputError(f"the pilot run of {c.label} did not finish", file=str(result.run),
                              hint=f"see {result.run}/worker.log; continue it with finetune-advisor replay "
                                   f"--resume {result.run}")
         results.append(result)
-        took = time.monotonic() - started
-        trained = float(result.report.resources.get("train_seconds") or 0)
-        evaluation_s.append(max(0.0, took - trained))  # with loading the models: what evaluating costs here
+        took_s.append(time.monotonic() - started)
+        evaluation_s.append(float(result.report.resources.get("evaluation_seconds") or 0))
         rest = plan.candidates[n + 1:]
-        if rest:  # evaluation is not estimated before the start; after one it is measured
-            left = sum(r.estimate_s for r in rest) + len(rest) * sum(evaluation_s) / len(evaluation_s)
-            say(f"pilot: {c.label} took {_minutes(took)} ({_minutes(evaluation_s[-1])} of it evaluating); "
-                f"about {_minutes(left)} left for {len(rest)} more")
+        if rest:  # the estimates of the rest, scaled by how the candidates so far came out against theirs
+            done = plan.candidates[:n + 1]
+            ratio = sum(took_s) / max(1e-9, sum(d.total_s for d in done))
+            left = ratio * sum(r.total_s for r in rest)
+            say(f"pilot: {c.label} took {_minutes(took_s[-1])} ({_minutes(evaluation_s[-1])} of it evaluating; "
+                f"estimated {_minutes(c.total_s)}); about {_minutes(left)} left for "
+                f"{len(rest)} more")
     comparison = compare_runs([str(r.run) for r in results], progress=say)
     decision = decide(comparison, plan.candidates)
     costs = []
-    for c, r, evaluated in zip(plan.candidates, results, evaluation_s, strict=True):
+    for c, r, evaluated, took in zip(plan.candidates, results, evaluation_s, took_s, strict=True):
         assert r.report is not None
         costs.append({"label": c.label, "method": c.method, "settings": c.settings, "run": r.run,
                       "estimated_train_s": round(c.estimate_s, 1),
                       "train_seconds": r.report.resources.get("train_seconds"),
-                      "evaluation_seconds": round(evaluated, 1),
+                      "estimated_evaluation_s": round(c.evaluation_s, 1), "evaluation_seconds": evaluated,
+                      "seconds": round(took, 1),
                       "peak_memory_gb": r.report.resources.get("peak_memory_gb"),
                       "perplexity_increase": r.report.general_ability.get("perplexity_increase"),
                       "ready": r.report.scorecard["ready"], "verdict": r.report.verdict})

@@ -75,8 +75,10 @@ def _follow(run: RunDir, proc: Any, on_event: OnEvent, say: Say) -> int:
 
 
 def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, resume: str | None = None,
-           allow_network: bool = True, say: Say = print, on_event: OnEvent | None = None) -> ReplayResult:
-    """Recommend, plan, train and evaluate. Returns what happened; raises InputError for bad input."""
+           allow_network: bool = True, say: Say = print, on_event: OnEvent | None = None,
+           base_from: Path | None = None) -> ReplayResult:
+    """Recommend, plan, train and evaluate. Returns what happened; raises InputError for bad input.
+    `base_from`: the base model's measurements shared with other runs on the same examples (evaluate_run)."""
     on_event = on_event or (lambda event: None)
     if resume:
         run = open_run_dir(resume)
@@ -114,7 +116,7 @@ def replay(answers: Answers, *, runs_dir: str = "runs", dry_run: bool = False, r
 
     say("evaluating against the base model")
     try:
-        report = evaluate_run(run.path, progress=say)
+        report = evaluate_run(run.path, progress=say, base_from=base_from)
     except InputError:
         raise
     except Exception as exc:  # evaluation failed: the run is reported as failed (exit 1), with the reason

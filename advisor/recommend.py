@@ -16,7 +16,7 @@ from typing import Any
 from advisor.alternatives import alternatives
 from advisor.answers import Answers
 from advisor.data_probe import find_overlap
-from advisor.estimate import default_bits, estimate_memory, estimate_time
+from advisor.estimate import EvaluationEstimate, default_bits, estimate_evaluation, estimate_memory, estimate_time
 from advisor.fit import (
     Fit,
     available_memory_gb,
@@ -41,14 +41,16 @@ from knowledge import (
     load_decision_table,
     load_distributed,
     load_estimator_constants,
+    load_evaluation,
     load_hyperparameters,
     load_methods,
 )
 from knowledge.architectures import licence_problem
 from knowledge.errors import InputError
 from runner.plan import step_schedule
+from runner.records import general_passages
 
-__all__ = ["Inputs", "Recommendation", "available_memory_gb", "gather_inputs", "recommend"]
+__all__ = ["Inputs", "Recommendation", "available_memory_gb", "evaluation_time", "gather_inputs", "recommend"]
 
 #: Tokens a chat template adds around one example (role markers, BOS/EOS), when no tokenizer is used.
 TEMPLATE_TOKENS = 16
@@ -370,6 +372,32 @@ def recommend(inputs: Inputs) -> Recommendation:
     return _assemble(method, hp, fit, inputs, facts, overrides, processes, budget, trace, evaluation)
 
 
+def evaluation_time(inputs: Inputs, method: str, device: str, *, examples: int, speed: bool, tokens_mean: float,
+                    tokens_p99: float | None, base_measured: bool = True) -> EvaluationEstimate:
+    """How long the evaluation after training takes for `examples` test examples, from the answers' lengths (the
+    longest answer bounds generation, as runner/evaluate.py sets max_new_tokens from the longest reference), the
+    examples' mean length (tokens, the prompt and its answer) and the general-text set."""
+    answers, hardware = inputs.answers, inputs.hardware
+    per_token = load_estimator_constants().chars_per_token
+    settings = load_evaluation()
+    profile = inputs.test_data or inputs.data
+    if profile is not None and profile.response_chars is not None:
+        longest = math.ceil(profile.response_chars.max / per_token)
+        answer_mean = profile.response_chars.mean / per_token
+    else:  # the data is not at hand (a hub dataset, data.examples stated): the longest example bounds its answer
+        longest = int(tokens_p99 or tokens_mean)
+        answer_mean = tokens_mean / 2
+    general_set = answers.evaluation.general_set
+    passages = general_passages(general_set if general_set == "builtin" else str(answers.resolve(general_set)))
+    gpu_name = min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
+    return estimate_evaluation(
+        inputs.model, method, device, examples=examples, prompt_tokens=max(1.0, tokens_mean - answer_mean),
+        max_new_tokens=min(settings.max_new_tokens_cap, longest + settings.max_new_tokens_margin),
+        general_texts=len(passages), general_tokens=int(sum(map(len, passages)) / per_token), speed=speed,
+        base_measured=base_measured, device_name=gpu_name, cpu_cores=hardware.cpu_cores, cpu_vector=hardware.cpu_vector,
+        cpu_ghz=hardware.cpu_ghz)
+
+
 def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: DataFacts,
               overrides: dict[str, Any], processes: Processes, budget: Budget, trace: Trace,
               evaluation: dict[str, Any]) -> Recommendation:
@@ -414,6 +442,8 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                          attention_length=attention_length,
                          device_name=gpu_name, cpu_cores=hardware.cpu_cores, cpu_vector=hardware.cpu_vector,
                          cpu_ghz=hardware.cpu_ghz)
+    after = evaluation_time(inputs, method, budget.device, examples=evaluation["test_examples"],
+                            speed=answers.evaluation.speed, tokens_mean=facts.tokens_mean, tokens_p99=facts.tokens_p99)
     if budget.device == "cpu" and time.estimated_hours > 24:
         trace.warnings.append(f"training on the CPU would take about {time.estimated_hours:.0f} hours: use a machine "
                               "with a GPU, or a smaller model")
@@ -439,7 +469,9 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
                 "assumptions": memory.assumptions, **batches},
         time={"estimated_hours": time.estimated_hours, "seconds": round(time.seconds, 1), "basis": time.basis,
               "formula": time.formula,
-              "tokens": time.tokens, "trained_tokens": time.trained_tokens, "tokens_per_s": time.tokens_per_s},
+              "tokens": time.tokens, "trained_tokens": time.trained_tokens, "tokens_per_s": time.tokens_per_s,
+              "evaluation_seconds": round(after.seconds, 1), "evaluation_basis": after.basis,
+              "evaluation_parts": after.to_dict()["parts"]},
         reasons=trace.reasons, warnings=trace.warnings, rules_applied=trace.rules,
         trainable_params=memory.trainable_params,
         trainable_percent=round(100 * memory.trainable_params / model.total_params, 4),

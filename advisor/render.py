@@ -107,6 +107,8 @@ def print_recommendation(rec: Recommendation) -> None:
     con.print(f"\n[bold]Time[/]  {escape(time['basis'])}")
     if time.get("formula"):
         con.print(f"  [dim]{escape(time['formula'])}[/]")
+    if time.get("evaluation_basis"):
+        con.print(f"  evaluation afterwards: {escape(time['evaluation_basis'])}")
     if rec.alternatives:
         con.print("\n[bold]Alternatives[/]")
         for alt in rec.alternatives:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,17 +28,16 @@ from knowledge.errors import InputError
 from runner.data import prompt_and_reference, read_split, read_split_summary, readable_prompt
 from runner.events import read_events
 from runner.metrics import BINARY, METRICS, score
+from runner.plan import Plan
 from runner.plot import write_loss_png
 from runner.power import p_text, smallest_difference
-from runner.records import read_passages
+from runner.records import general_passages
 from runner.report import Report, write_report
 from runner.rundir import RunDir, open_run_dir, saved_model_intact
 from runner.scorecard import ScorecardInputs, build_scorecard
 from runner.stats import explain, paired_binary, paired_continuous
 
-__all__ = ["evaluate_run", "GENERAL_SET"]
-
-GENERAL_SET = Path(__file__).parent / "assets" / "general.txt"
+__all__ = ["evaluate_run"]
 
 
 def _metrics_for(goal: str, chosen: str) -> list[str]:
@@ -47,11 +47,6 @@ def _metrics_for(goal: str, chosen: str) -> list[str]:
     if chosen not in METRICS:
         raise InputError(f"unknown metric {chosen!r}", key="evaluation.metric", hint=", ".join(METRICS))
     return [chosen] + [m for m in by_goal if m != chosen]
-
-
-def _general_texts(general_set: str) -> list[str]:
-    path = GENERAL_SET if general_set in ("builtin", "", None) else Path(general_set)
-    return read_passages(path, "evaluation.general_set")
 
 
 def _size_gb(path: Path) -> float | None:
@@ -68,9 +63,11 @@ def _deployment_kind(card: MethodCard) -> str:
     return "not_mergeable"
 
 
-def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> Report:
+def evaluate_run(run_dir: str | Path, *, progress: Any = None, base_from: Path | None = None) -> Report:
     """Evaluate the run; write eval/, report.json and report.md; return the report. Third-party warnings and
-    logs go to eval/evaluate.log."""
+    logs go to eval/evaluate.log. `base_from`: a file of the base model's measurements (outputs, timing and
+    general-text losses) shared by runs scored on the same examples, as a pilot's candidates are: used when it
+    was made for the same model, prompts, decoding, general text and device, else measured and written there."""
     import fcntl
 
     from runner.quiet import third_party_output_to
@@ -90,7 +87,7 @@ def evaluate_run(run_dir: str | Path, *, progress: Any = None) -> Report:
                                   "directory (two evaluations at once would also slow each other's speed "
                                   "measurement)") from None
         with third_party_output_to(run.eval_log):
-            return _evaluate(run, progress or (lambda message: None))
+            return _evaluate(run, progress or (lambda message: None), base_from)
     finally:
         os.close(fd)
 
@@ -113,18 +110,49 @@ class _Measured:
         self.timing: dict[str, dict[str, float]] = {}
         self.losses: dict[str, list[tuple[float, int]]] = {}
         self.speed: dict[str, dict[str, Any]] = {}
+        self.base_from: str | None = None
+        """The file the base's outputs, timing and losses were read from, when they were not measured anew."""
+
+
+def _base_key(plan: Plan, prompts: list[str], general: list[str], max_new: int, device: str) -> str:
+    """What the base model's measurements depend on: the model (and, for a folder, its files' sizes and times),
+    the prompts, the decoding, the general text, the device and the library versions."""
+    import hashlib
+
+    import torch
+    import transformers
+
+    where = Path(plan.model.name_or_path)
+    files = sorted((str(f.relative_to(where)), f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in where.rglob("*") if f.is_file()) if where.is_dir() else []
+    facts = [plan.model.name_or_path, files, prompts, general, max_new, device, plan.seed,
+             plan.hyperparameters.get("precision"), torch.__version__, transformers.__version__]
+    return hashlib.sha256(json.dumps(facts, ensure_ascii=False).encode()).hexdigest()
+
+
+def _read_base(path: Path | None, key: str) -> dict[str, Any] | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) and saved.get("key") == key else None
 
 
 def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts: list[str], general: list[str],
-             max_new: int, say: Callable[[str], None]) -> tuple[_Measured, dict[str, Any]]:
+             max_new: int, say: Callable[[str], None],
+             base_from: Path | None = None) -> tuple[_Measured, dict[str, Any]]:
     """Generate, score losses and time speed with every variant the comparison needs: base (16-bit), tuned, and
     for QLoRA the 4-bit base it trained on; the merged model where the method merges. Two models are held at
-    once only for full fine-tuning (whose training needed far more memory than two copies for inference)."""
+    once only for full fine-tuning (whose training needed far more memory than two copies for inference).
+    The base's measurements come from `base_from` when it holds them for the same inputs (see evaluate_run);
+    the base model is then loaded only where the speed timing needs it."""
     import torch
 
     from runner.generation import Timed, decoding, generate_all, plain, text_losses
     from runner.generation import time_speeds as time_all
-    from runner.model import load_model, load_trained
+    from runner.model import compute_dtype_name, load_model, load_trained
 
     plan = run.read_plan()
     torch.manual_seed(plan.seed)
@@ -141,16 +169,31 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
 
     def quality(name: str, model: Any) -> None:
         m.outputs[name], m.timing[name] = generate_all(model, tokenizer, prompts, settings, device)
+        started = time.perf_counter()
         m.losses[name] = text_losses(model, tokenizer, general, device)
+        m.timing[name]["general_seconds"] = round(time.perf_counter() - started, 3)
 
-    say(f"base model: generating for {len(prompts)} test examples")
-    base = load_model(plan.model.name_or_path, device=device, method="lora", bits=None,
-                      trust_remote_code=plan.model.trust_remote_code).eval()
-    from runner.model import compute_dtype_name
-
-    settings = decoding(base, tokenizer, max_new, plan.seed,
-                        trained_in=compute_dtype_name(device, plan.hyperparameters.get("precision")))
-    quality("base", base)
+    key = _base_key(plan, prompts, general, max_new, device) if base_from is not None else ""
+    reused = _read_base(base_from, key)
+    base: Any = None
+    if reused is None or (timed and (card.full_model or (card.quantized and card.mergeable))):
+        if reused is None:
+            say(f"base model: generating for {len(prompts)} test examples")
+        base = load_model(plan.model.name_or_path, device=device, method="lora", bits=None,
+                          trust_remote_code=plan.model.trust_remote_code).eval()
+    if reused is not None:
+        say(f"base model: its outputs on these examples, measured for an earlier run ({base_from})")
+        settings = reused["settings"]
+        m.outputs["base"], m.timing["base"], m.base_from = reused["outputs"], reused["timing"], str(base_from)
+        m.losses["base"] = [(float(nll), int(n)) for nll, n in reused["losses"]]
+    else:
+        settings = decoding(base, tokenizer, max_new, plan.seed,
+                            trained_in=compute_dtype_name(device, plan.hyperparameters.get("precision")))
+        quality("base", base)
+        if base_from is not None:
+            base_from.write_text(json.dumps({"key": key, "settings": settings, "outputs": m.outputs["base"],
+                                             "timing": m.timing["base"], "losses": m.losses["base"]},
+                                            ensure_ascii=False), encoding="utf-8")
     if card.full_model:
         say("tuned model: generating for the same examples")
         tuned = load_trained(run, plan, device=device)
@@ -239,7 +282,8 @@ def _round(value: float) -> float | None:
     return None if not math.isfinite(value) else round(value, 4)
 
 
-def _evaluate(run: RunDir, say: Any) -> Report:
+def _evaluate(run: RunDir, say: Any, base_from: Path | None = None) -> Report:
+    started = time.perf_counter()
     plan = run.read_plan()
     method, card = plan.method, plan.card
     artifact = run.artifact(card)
@@ -254,7 +298,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
         raise InputError("the run's test split is empty", file=str(run.split("test")),
                          hint="give data.test_path, or more examples so that 10% can be held out")
     metrics = _metrics_for(plan.goal, plan.evaluation.metric)
-    general = _general_texts(plan.evaluation.general_set)
+    general = general_passages(plan.evaluation.general_set)
 
     from runner.model import load_tokenizer, select_device
 
@@ -265,7 +309,7 @@ def _evaluate(run: RunDir, say: Any) -> Report:
     settings = load_evaluation()
     longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in references)
     max_new = min(settings.max_new_tokens_cap, longest + settings.max_new_tokens_margin)
-    measured, decoding = _measure(run, card, tokenizer, device, prompts, general, max_new, say)
+    measured, decoding = _measure(run, card, tokenizer, device, prompts, general, max_new, say, base_from)
     reference_base = "base_quantized" if card.quantized else "base"
 
     # ---- per-example scores, written side by side
@@ -345,9 +389,12 @@ def _evaluate(run: RunDir, say: Any) -> Report:
                "method": f"{SPEED_PROMPTS} test prompts, exactly {SPEED_TOKENS} new tokens each, greedy; "
                          f"{SPEED_ROUNDS} rounds in rotating order, the median round reported" if ratio else
                          "not timed: the answers set evaluation.speed to false",
-               "evaluation_generation": measured.timing},
+               "evaluation_generation": measured.timing,
+               **({"base_measured_for_an_earlier_run": measured.base_from} if measured.base_from else {})},
         resources={"train_seconds": done.get("train_seconds"), "peak_memory_gb": done.get("peak_memory_gb"),
-                   "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb},
+                   "artifact_gb": inputs.artifact_gb, "base_model_gb": base_gb,
+                   # loading, generating, the general-text losses, timing and the statistics: what evaluating cost
+                   "evaluation_seconds": round(time.perf_counter() - started, 1)},
         scorecard=scorecard, verdict=scorecard["verdict"], warnings=warnings, quantization=quantization,
         split=split,
     )

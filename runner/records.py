@@ -18,8 +18,9 @@ from typing import Any
 from knowledge.errors import InputError
 from knowledge.ids import LAYOUTS
 
-__all__ = ["LAYOUTS", "Problem", "Record", "detect_layout", "extract_example", "fact_key", "layout_of", "normalized",
-           "open_records", "read_records", "to_messages", "tool_calls_text"]
+__all__ = ["GENERAL_SET", "LAYOUTS", "Problem", "Record", "detect_layout", "extract_example", "fact_key",
+           "general_passages", "layout_of", "normalized", "open_records", "read_passages", "read_records",
+           "to_messages", "tool_calls_text"]
 
 CONTAINERS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv",
               ".parquet": "parquet"}
@@ -385,3 +386,12 @@ def read_passages(path: str | Path, key: str) -> list[str]:
     if len(passages) < 2 or "\x00" in text:
         raise InputError("needs at least 2 passages of text, one a line", file=str(p), key=key)
     return passages
+
+
+#: The built-in general-ability set: passages of general text the tuned model's perplexity is measured on.
+GENERAL_SET = Path(__file__).parent / "assets" / "general.txt"
+
+
+def general_passages(general_set: str) -> list[str]:
+    """The passages of evaluation.general_set: `builtin`, or a text file (already resolved against the answers)."""
+    return read_passages(GENERAL_SET if general_set in ("builtin", "") else general_set, "evaluation.general_set")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from advisor.estimate import EstimateConfig, estimate_memory, estimate_time, trainable_params
+from advisor.estimate import EstimateConfig, estimate_evaluation, estimate_memory, estimate_time, trainable_params
 from advisor.model_profile import ModelProfile, profile_from_config, profile_model
+from knowledge import load_estimator_constants
 from knowledge.errors import InputError
 from tests.conftest import TINY_LLAMA
 
@@ -235,3 +238,52 @@ def test_bf16_on_the_cpu_halves_the_activations_and_speeds_the_estimate(tiny: Mo
     ta = estimate_time(tiny, fp32, tokens=10_000, cpu_cores=2)
     tb = estimate_time(tiny, bf16, tokens=10_000, cpu_cores=2)
     assert tb.flops_per_s == pytest.approx(ta.flops_per_s * 1.8) and "in bf16" in tb.basis
+
+
+def test_evaluation_time_hand_computed(tiny: ModelProfile) -> None:
+    """Evaluation after training: each model the comparison needs generates for the test prompts in batches of 8,
+    a batch running to max_new_tokens, and scores the general-text passages. Each forward call costs its FLOPs
+    at the training rate, a time per layer and the time to read the fp32 weights once (the CPU)."""
+    k = load_estimator_constants().evaluation
+    rate = 16 * 2.5e9 * 0.63  # an unknown CPU, one core
+    step = k.layer_call_ms["cpu"] * 1e-3 * 2 + TOTAL * 4 / 1e9 * k.cpu_seconds_per_gb["generation_step"]
+    passage = k.layer_call_ms["cpu"] * 1e-3 * 2 + TOTAL * 4 / 1e9 * k.cpu_seconds_per_gb["passage"]
+    per_token = 2 * (2 * BLOCK + 100 * 64) / rate
+    shared: dict[str, Any] = {"prompt_tokens": 20, "max_new_tokens": 30, "general_texts": 200, "general_tokens": 6000,
+                              "cpu_cores": 1}
+    lora = estimate_evaluation(tiny, "lora", "cpu", examples=12, speed=False, **shared)
+    one_generation = 2 * 30 * step + 12 * (20 + 30) * per_token  # 12 prompts: 2 batches of 8, 30 steps each
+    one_general = 200 * passage + 6000 * per_token
+    factor = k.method_call_factor["cpu"]
+    assert lora.parts["generation"] == pytest.approx(one_generation * (1 + factor.get("lora", 1.0)))
+    assert lora.parts["general_text"] == pytest.approx(one_general * (1 + factor.get("lora", 1.0)))
+    assert lora.parts["speed"] == 0 and "speed" not in lora.basis
+    assert "the base and the tuned model each generate for 12 test examples (at most 30 new tokens" in lora.basis
+    assert lora.seconds == pytest.approx(sum(lora.parts.values()))
+    # QLoRA compares with the 4-bit base it trained on too: a third model generates and scores
+    qlora = estimate_evaluation(tiny, "qlora", "cpu", examples=12, speed=False, **shared)
+    four_bit = k.quantized_base_call_factor["cpu"]
+    assert qlora.parts["generation"] == pytest.approx(one_generation * (1 + four_bit + factor["qlora"]))
+    assert "its 4-bit form" in qlora.basis
+    # a batch more of test prompts is 30 more calls a model; the general text does not change
+    more = estimate_evaluation(tiny, "lora", "cpu", examples=20, speed=False, **shared)
+    assert more.parts["generation"] > lora.parts["generation"] and more.parts["general_text"] == lora.parts[
+        "general_text"]
+    # a pilot's later candidates read the base's measurements back: only the tuned model generates and scores
+    later = estimate_evaluation(tiny, "lora", "cpu", examples=12, speed=False, base_measured=False, **shared)
+    assert later.parts["generation"] == pytest.approx(one_generation * factor.get("lora", 1.0))
+    assert later.parts["loading"] < lora.parts["loading"]
+    assert "the tuned model generates for 12 test examples" in later.basis and "for an earlier run" in later.basis
+    timed = estimate_evaluation(tiny, "lora", "cpu", examples=12, speed=True, **shared)
+    assert timed.parts["speed"] > 0 and "generation speed is timed" in timed.basis
+
+
+def test_evaluation_on_a_gpu_reads_the_weights_at_its_memory_bandwidth() -> None:
+    model = profile_model("meta-llama/Llama-3.1-8B-Instruct")
+    args: dict[str, Any] = {"examples": 200, "prompt_tokens": 100, "max_new_tokens": 128, "general_texts": 200,
+            "general_tokens": 7000, "speed": True}
+    h100 = estimate_evaluation(model, "lora", "cuda", device_name="NVIDIA H100 80GB HBM3", **args)
+    t4 = estimate_evaluation(model, "lora", "cuda", device_name="Tesla T4", **args)
+    # 16 GB of bf16 weights a call: 4.8 ms at 3.35 TB/s, 50 ms at 0.32 TB/s; the layers' fixed time is the same
+    assert t4.parts["generation"] / h100.parts["generation"] == pytest.approx(5.7, rel=0.15)
+    assert "one Tesla T4" in t4.basis

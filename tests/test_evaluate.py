@@ -113,7 +113,7 @@ def test_the_report_holds_statistics_scorecard_and_verdict(trained: Path) -> Non
     assert report.primary_metric == "fact_match"
     assert em["kind"] == "binary" and {"p_value", "effect", "ci_low", "ci_high", "n", "sentence"} <= set(em)
     assert report.metrics["token_f1"]["kind"] == "continuous"
-    from runner.evaluate import GENERAL_SET
+    from runner.records import GENERAL_SET
 
     general = report.general_ability
     assert general["perplexity_base"] > 0 and general["texts"] == len(GENERAL_SET.read_text().splitlines())
@@ -321,3 +321,21 @@ def test_training_logs_go_to_tensorboard_unless_turned_off(tmp_path: Path) -> No
     off = make_run(tmp_path / "off", model, "lora", data, max_steps=4, save_steps=100, tensorboard=False)
     train_to_the_end(off)
     assert not off.tensorboard.exists()
+
+
+def test_base_measurements_are_shared_only_for_the_same_inputs(trained: Path, tmp_path: Path) -> None:
+    """A pilot's candidates share one file of the base model's measurements. A file made for other inputs (other
+    prompts, model, decoding or general text) is never read: the base is measured anew and the file replaced.
+    Read back for the same inputs, it gives the same scores as measuring again."""
+    shared = tmp_path / "base-measurements.json"
+    shared.write_text(json.dumps({"key": "made for other prompts", "settings": {}, "outputs": ["wrong"] * 40,
+                                  "timing": {}, "losses": [[1.0, 1]] * 200}))
+    measured = evaluate_run(trained, base_from=shared)
+    assert "base_measured_for_an_earlier_run" not in measured.speed
+    saved = json.loads(shared.read_text())
+    base_outputs = [row["output"] for row in _lines(trained / "eval" / "predictions-base.jsonl")]
+    assert saved["key"] != "made for other prompts" and saved["outputs"] == base_outputs
+    read_back = evaluate_run(trained, base_from=shared)
+    assert read_back.speed["base_measured_for_an_earlier_run"] == str(shared)
+    assert [row["output"] for row in _lines(trained / "eval" / "predictions-base.jsonl")] == base_outputs
+    assert read_back.metrics == measured.metrics and read_back.general_ability == measured.general_ability

@@ -74,6 +74,11 @@ def test_the_plan_names_its_candidates_and_budget_and_refuses_what_cannot_be_com
     assert methods[0] == plan.recommendation.method == "lora" and len(methods) == 3 and len(set(methods)) == 3
     assert all(c.estimate_s > 0 and "tokens" in c.estimate for c in plan.candidates)
     assert plan.steps <= 30 and "the test split is not touched" in plan.lines()[0]
+    # the budget, evaluation included, is stated before anything starts
+    assert all(c.evaluation_s > 0 for c in plan.candidates)
+    assert all(line.startswith(f"  {c.label}: training ") and "; evaluation about" in line
+               for c, line in zip(plan.candidates, plan.lines()[1:], strict=False))
+    assert plan.lines()[-1].startswith("  in all: about") and " evaluating, " in plan.lines()[-1]
     sweep = plan_pilot(answers(tmp_path, tiny), sweep="learning_rate", allow_network=False)
     rate = sweep.recommendation.hyperparameters["learning_rate"]
     assert [c.settings["learning_rate"] for c in sweep.candidates] == pytest.approx([rate * 0.3, rate, rate * 3])
@@ -132,10 +137,22 @@ def test_a_pilot_trains_each_candidate_and_scores_them_on_the_validation_split(t
     folder = Path(result["pilot"])
     validation = (folder / "data" / "validation.jsonl").read_text()
     assert len(result["candidates"]) == 2 and said[0].startswith("pilot: 2 methods, 4 steps each")
-    # evaluation is not estimated before the start: after the first candidate, its measured cost forecasts the rest
+    # the validation split counted before the start is the one the candidates are scored on
+    assert plan.validation == len(validation.splitlines()) and f"on the {plan.validation} examples" in said[0]
+    # after the first candidate, the estimates of the rest, scaled by how the first came out against its own
     first = result["candidates"][0]["label"]
-    assert any(line.startswith(f"pilot: {first} took ") and "left for 1 more" in line for line in said)
-    assert all(c["evaluation_seconds"] > 0 for c in result["candidates"])
+    assert any(line.startswith(f"pilot: {first} took ") and "estimated" in line and "left for 1 more" in line
+               for line in said)
+    assert all(c["evaluation_seconds"] > 0 and c["estimated_evaluation_s"] > 0 for c in result["candidates"])
+    # the base model is measured once: the second candidate's base outputs are the first's, read back, and said so
+    first_run, second_run = (Path(c["run"]) for c in result["candidates"])
+    outputs = [[json.loads(line)["output"] for line in (run / "eval" / "predictions-base.jsonl").read_text(
+        ).splitlines()] for run in (first_run, second_run)]
+    assert outputs[0] == outputs[1] and len(outputs[0]) == plan.validation
+    assert "base_measured_for_an_earlier_run" not in json.loads((first_run / "report.json").read_text())["speed"]
+    assert json.loads((second_run / "report.json").read_text())["speed"]["base_measured_for_an_earlier_run"] == \
+        str(folder / "base-measurements.json")
+    assert sum("measured for an earlier run" in line for line in said) == 1
     for candidate in result["candidates"]:
         run = Path(candidate["run"])
         assert (run / "report.json").is_file() and (run / "plan.json").is_file()  # an ordinary run directory

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from knowledge import RUNNABLE_METHODS
-from runner.evaluate import GENERAL_SET
 from runner.events import read_events
+from runner.records import GENERAL_SET
 from tests.runner_helpers import make_run, train_to_the_end
 
 torch = pytest.importorskip("torch")

@@ -11,8 +11,8 @@ import pytest
 
 from advisor.answers import load_answers
 from advisor.pipeline import apply_settings, replay
-from runner.evaluate import GENERAL_SET
 from runner.metrics import score
+from runner.records import GENERAL_SET
 from runner.rundir import RunDir
 
 torch = pytest.importorskip("torch")

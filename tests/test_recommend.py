@@ -173,6 +173,10 @@ def test_data_is_measured_from_the_file(tmp_path: Path) -> None:
     assert result.data["train_examples"] == 180  # 10% validation; the test file is separate
     assert result.hyperparameters["max_length"] == 256  # about 125 tokens per example
     assert any("same prompt" in w for w in result.warnings)  # leakage into the test file
+    # the evaluation after training: the 2 test examples, generating at most the longest answer (7 characters,
+    # 2 tokens) plus the 16-token margin, as runner/evaluate.py sets max_new_tokens
+    assert result.time["evaluation_seconds"] > 0
+    assert "generate for 2 test examples (at most 18 new tokens each)" in result.time["evaluation_basis"]
 
 
 def test_a_missing_data_file_names_the_answers_key(tmp_path: Path) -> None:

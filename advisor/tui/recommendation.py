@@ -109,7 +109,10 @@ class RecommendationScreen(Screen[None]):
             f"[b]Memory[/]: {escape(mem['summary'])}: {fits}\n{memory_bar(mem['breakdown'], mem['available_gb'])}\n"
             + memory_legend(mem["breakdown"])
             + (f"\nProcesses: {escape(processes_line(rec))}" if processes_line(rec) else ""))
-        self.query_one("#time", Static).update(f"[b]Time[/]: {escape(rec.time['basis'])}")
+        self.query_one("#time", Static).update(
+            f"[b]Time[/]: {escape(rec.time['basis'])}"
+            + (f"\nEvaluation afterwards: {escape(rec.time['evaluation_basis'])}" if rec.time.get("evaluation_basis")
+               else ""))
         self.query_one("#warnings", Static).update(
             "\n".join(f"[yellow]! {escape(w)}[/]" for w in rec.warnings) or "[green]no warnings[/]")
         self.query_one("#alternatives", Static).update(
