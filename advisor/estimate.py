@@ -38,11 +38,13 @@ from knowledge import (
 from knowledge.errors import InputError
 from runner.generation import GEN_BATCH, SPEED_PROMPTS, SPEED_ROUNDS, SPEED_TOKENS
 
-__all__ = ["EstimateConfig", "EvaluationEstimate", "MemoryEstimate", "TimeEstimate", "compute_rate", "default_bits",
-           "duration", "estimate_evaluation", "estimate_memory", "estimate_time", "linear_flops_per_token",
-           "lora_target_modules", "run_start_seconds", "trainable_params"]
+__all__ = ["TRAINING_ONLY", "EstimateConfig", "EvaluationEstimate", "MemoryEstimate", "TimeEstimate", "compute_rate",
+           "default_bits", "duration", "estimate_evaluation", "estimate_memory", "estimate_time",
+           "linear_flops_per_token", "lora_target_modules", "run_start_seconds", "trainable_params"]
 
 GB = 1e9
+#: How the training estimate ends: the evaluation after training has its own (estimate_evaluation).
+TRAINING_ONLY = "; the final evaluation not included"
 
 
 @dataclass(frozen=True)
@@ -640,10 +642,10 @@ def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, tr
                + (f", + {steps:,} forward passes x {k.cpu_step_overhead_s:g} s and {optimizer_steps:,} updates x "
                   f"{trained_params:,} parameters x {k.cpu_update_ns_per_param:g} ns (fixed costs on "
                   "the CPU)" if step_cost else "")
-               + "; the final evaluation not included")
+               + TRAINING_ONLY)
     trained = int(tokens if trained_tokens is None else trained_tokens)
     hours = round(seconds / 3600, 3 if seconds < 36 else 2)
     basis = (f"{duration(hours)}: {trained:,} tokens at about {trained / max(seconds, 1e-9):,.0f} tokens/s on {on}"
              + (f" (padding makes it {tokens:,} computed)" if tokens > trained * 1.05 else "")
-             + (", validation included" if eval_tokens else "") + "; the final evaluation not included")
+             + (", validation included" if eval_tokens else "") + TRAINING_ONLY)
     return TimeEstimate(hours, int(tokens), flops, rate / factor, basis, formula, trained, seconds)

@@ -23,7 +23,7 @@ import yaml
 
 from advisor.answers import OVERRIDE_KEYS, Answers, answers_to_dict
 from advisor.data_probe import probe_file
-from advisor.estimate import run_start_seconds
+from advisor.estimate import TRAINING_ONLY, run_start_seconds
 from advisor.pipeline import apply_settings, replay
 from advisor.recommend import Recommendation, evaluation_time, gather_inputs, recommend
 from advisor.runs import plan_run
@@ -83,8 +83,8 @@ class PilotPlan:
         out = [f"pilot: {len(self.candidates)} {what}, {self.steps} steps each on {self.examples} training "
                f"examples, scored on the {self.validation} examples of the validation split (the test split is not "
                "touched)"]
-        out += [f"  {c.label}: training {c.estimate}; evaluation about {_minutes(c.evaluation_s)}"
-                for c in self.candidates]
+        out += [f"  {c.label}: training {c.estimate.removesuffix(TRAINING_ONLY)}; then evaluation about "
+                f"{_minutes(c.evaluation_s)}" for c in self.candidates]
         out.append(f"  in all: about {_minutes(total + evaluation + start)} ({_minutes(total)} training, "
                    f"{_minutes(evaluation)} evaluating, {_minutes(start)} starting and saving the runs)")
         return out

@@ -76,7 +76,8 @@ def test_the_plan_names_its_candidates_and_budget_and_refuses_what_cannot_be_com
     assert plan.steps <= 30 and "the test split is not touched" in plan.lines()[0]
     # the budget, evaluation included, is stated before anything starts
     assert all(c.evaluation_s > 0 for c in plan.candidates)
-    assert all(line.startswith(f"  {c.label}: training ") and "; evaluation about" in line
+    assert all(line.startswith(f"  {c.label}: training ") and line.endswith(f"; then evaluation about "
+                                                                            f"{c.evaluation_s:.0f} s")
                for c, line in zip(plan.candidates, plan.lines()[1:], strict=False))
     assert plan.lines()[-1].startswith("  in all: about") and " evaluating, " in plan.lines()[-1]
     sweep = plan_pilot(answers(tmp_path, tiny), sweep="learning_rate", allow_network=False)
