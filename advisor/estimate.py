@@ -544,7 +544,7 @@ def estimate_evaluation(profile: ModelProfile, method: str, device: str, *, exam
     single = EstimateConfig(method=method, device=device)  # one process, no bf16 autocast
     rate, on, _ = compute_rate(single, device_name=device_name, cpu_cores=cpu_cores, cpu_vector=cpu_vector,
                                cpu_ghz=cpu_ghz)
-    weights_gb = profile.total_params * (4 if device == "cpu" else 2) / GB
+    weights_gb = profile.total_params * _inference_bytes(device) / GB
     layers = e.layer_call_ms[device] * 1e-3 * profile.num_layers
     if device == "cpu":  # a generation step (batch 8, the KV cache read too) and a passage read apart
         step = layers + weights_gb * e.cpu_seconds_per_gb["generation_step"]
@@ -574,8 +574,9 @@ def estimate_evaluation(profile: ModelProfile, method: str, device: str, *, exam
     else:
         timed = {"base": 1.0, "tuned": tuned} | ({"tuned_merged": 1.0} if card.mergeable else {})
     timing = sum(f * (timed_calls * step + timed_tokens * flops) for f in timed.values())
+    base_loaded = base_measured or bool(timed) and (card.full_model or (card.quantized and card.mergeable))
     loading = e.fixed_seconds + e.load_seconds_per_gb * weights_gb * (
-        (1 if base_measured or timed else 0) + (1 if not card.quantized else 1.5))
+        (1 if base_loaded else 0) + (1 if not card.quantized else 1.5))
     parts = {"loading": loading, "generation": generation, "general_text": general, "speed": timing}
     seconds = sum(parts.values())
     models = ["the base"] if base_measured else []
@@ -592,8 +593,14 @@ def run_start_seconds(profile: ModelProfile, device: str) -> float:
     """A run's own cost beyond its training and evaluation: the worker starting, the data split, the model loaded
     for training and saved (knowledge/estimator.yaml run_start_seconds)."""
     k = load_estimator_constants()
-    return k.run_start_seconds + k.evaluation.load_seconds_per_gb * profile.total_params * (
-        4 if device == "cpu" else 2) / GB
+    return k.run_start_seconds + k.evaluation.load_seconds_per_gb * profile.total_params * _inference_bytes(
+        device) / GB
+
+
+def _inference_bytes(device: str) -> int:
+    """Bytes a weight of the unquantized base as evaluation loads it: fp32 on the CPU and MPS, 16-bit on CUDA
+    (runner/model.py compute_dtype_name)."""
+    return 2 if device == "cuda" else 4
 
 
 def estimate_time(profile: ModelProfile, cfg: EstimateConfig, *, tokens: int, trained_tokens: int | None = None,

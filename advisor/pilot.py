@@ -179,8 +179,7 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
         raise InputError("only the recommended method fits here: there is nothing to compare it with",
                          hint="free memory, or sweep one of its settings: --sweep learning_rate")
     validation = _validation_examples(answers, full_plan, int(rec.data["examples"]))
-    measured_for: set[Any] = set()  # the precisions the base is measured for: part of runner/evaluate.py _base_key
-    for c in candidates:  # the same estimate the recommendation gives, for the pilot's budget
+    for n, c in enumerate(candidates):  # the same estimate the recommendation gives, for the pilot's budget
         pilot_answers = apply_settings(answers, c.method, [f"overrides.max_steps={steps}",
                                                            *(f"overrides.{k}={v}" for k, v in c.settings.items())])
         inputs = gather_inputs(pilot_answers, allow_network=allow_network)
@@ -192,12 +191,10 @@ def plan_pilot(answers: Answers, *, alternatives: int | None = None, steps: int 
                              hint="leave it out, or use a lighter method" if methods is not None
                              else "a smaller model or more memory")
         c.estimate_s, c.estimate = float(chosen.time["seconds"]), chosen.time["basis"]
-        precision = chosen.hyperparameters.get("precision")
         c.evaluation_s = evaluation_time(inputs, c.method, chosen.memory["device"], examples=validation, speed=False,
                                          tokens_mean=chosen.data["tokens_per_example"],
                                          tokens_p99=chosen.data["tokens_p99"],
-                                         base_measured=precision not in measured_for).seconds
-        measured_for.add(precision)
+                                         base_measured=n == 0).seconds  # the later ones read the base back
         c.start_s = run_start_seconds(inputs.model, chosen.memory["device"])
     return PilotPlan(answers, rec, full_plan, candidates, steps, examples, validation,
                      sweep.partition("=")[0] if sweep else None)
@@ -207,7 +204,12 @@ def _validation_examples(answers: Answers, full_plan: Plan, examples: int) -> in
     """The validation split's size, as prepare_splits will make it: data.validation_path's examples, or the
     plan's share of the data."""
     if answers.data.validation_path:
-        return probe_file(answers.resolve(answers.data.validation_path)).examples
+        try:
+            return probe_file(answers.resolve(answers.data.validation_path), layout=answers.data.format,
+                              group_by=answers.data.group_by).examples
+        except InputError as exc:
+            raise InputError(exc.message, file=exc.file, line=exc.line, key="data.validation_path",
+                             hint=exc.hint) from None
     return split_count(examples, full_plan.data.split["validation"])
 
 

@@ -388,7 +388,12 @@ def evaluation_time(inputs: Inputs, method: str, device: str, *, examples: int, 
         longest = int(tokens_p99 or tokens_mean)
         answer_mean = tokens_mean / 2
     general_set = answers.evaluation.general_set
-    passages = general_passages(general_set if general_set == "builtin" else str(answers.resolve(general_set)))
+    try:
+        passages = general_passages(general_set if general_set == "builtin" else str(answers.resolve(general_set)))
+    except InputError as exc:
+        raise InputError(exc.message, file=exc.file, key=exc.key,
+                         hint=f"{exc.hint or ''} (relative paths are read from the answers file's folder)".strip()
+                         ) from None
     gpu_name = min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
     return estimate_evaluation(
         inputs.model, method, device, examples=examples, prompt_tokens=max(1.0, tokens_mean - answer_mean),

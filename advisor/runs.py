@@ -29,7 +29,6 @@ from runner.events import read_events
 from runner.launch import start_worker, wait_for_exit_after_done
 from runner.model import causal_lm_support
 from runner.plan import Plan
-from runner.records import read_passages
 from runner.rundir import RunDir, create_run_dir, open_run_dir
 
 __all__ = ["MIN_FREE_DISK_GB", "StartedRun", "create_run", "plan_run", "resume_run", "start_run"]
@@ -68,13 +67,6 @@ def plan_run(answers: Answers, *, allow_network: bool = True, check_model: bool 
                                   "tested on what it trained on looks better than it is")
     recommendation = recommend(inputs)
     plan = make_plan(answers, recommendation)
-    if plan.evaluation.general_set != "builtin":  # checked now, not after training (resolved against the answers)
-        try:
-            read_passages(plan.evaluation.general_set, "evaluation.general_set")
-        except InputError as exc:
-            raise InputError(exc.message, file=exc.file, key=exc.key,
-                             hint=f"{exc.hint or ''} (relative paths are read from the answers file's folder)"
-                             .strip()) from None
     if check_model:
         builtin = builtin_model(answers.model.name_or_path)
         if builtin is not None:

@@ -116,7 +116,8 @@ class _Measured:
 
 def _base_key(plan: Plan, prompts: list[str], general: list[str], max_new: int, device: str) -> str:
     """What the base model's measurements depend on: the model (and, for a folder, its files' sizes and times),
-    the prompts, the decoding, the general text, the device and the library versions."""
+    the prompts, the decoding, the general text, the device and the library versions. Not the run's training
+    precision: the base is loaded in the device's own dtype whatever the run trained in."""
     import hashlib
 
     import torch
@@ -125,19 +126,33 @@ def _base_key(plan: Plan, prompts: list[str], general: list[str], max_new: int, 
     where = Path(plan.model.name_or_path)
     files = sorted((str(f.relative_to(where)), f.stat().st_size, f.stat().st_mtime_ns)
                    for f in where.rglob("*") if f.is_file()) if where.is_dir() else []
-    facts = [plan.model.name_or_path, files, prompts, general, max_new, device, plan.seed,
-             plan.hyperparameters.get("precision"), torch.__version__, transformers.__version__]
+    facts = [plan.model.name_or_path, plan.model.trust_remote_code, files, prompts, general, max_new, device,
+             plan.seed, torch.__version__, transformers.__version__]
     return hashlib.sha256(json.dumps(facts, ensure_ascii=False).encode()).hexdigest()
 
 
 def _read_base(path: Path | None, key: str) -> dict[str, Any] | None:
+    """The base's measurements saved in `path` for the same inputs; None when there are none (no file, another
+    key, a body cut short or not in the shape _write_base gives)."""
     if path is None or not path.is_file():
         return None
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if saved.get("key") != key:
+            return None
+        return {"settings": dict(saved["settings"]), "outputs": [str(o) for o in saved["outputs"]],
+                "timing": dict(saved["timing"]), "losses": [(float(nll), int(n)) for nll, n in saved["losses"]]}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    return saved if isinstance(saved, dict) and saved.get("key") == key else None
+
+
+def _write_base(path: Path, key: str, measured: _Measured, settings: dict[str, Any]) -> None:
+    """Written whole, then moved into place: a reader never sees half a file."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps({"key": key, "settings": settings, "outputs": measured.outputs["base"],
+                                "timing": measured.timing["base"], "losses": measured.losses["base"]},
+                               ensure_ascii=False), encoding="utf-8")
+    os.replace(part, path)
 
 
 def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts: list[str], general: list[str],
@@ -150,7 +165,7 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
     the base model is then loaded only where the speed timing needs it."""
     import torch
 
-    from runner.generation import Timed, decoding, generate_all, plain, text_losses
+    from runner.generation import Timed, decoding, dtype_note, generate_all, plain, text_losses
     from runner.generation import time_speeds as time_all
     from runner.model import compute_dtype_name, load_model, load_trained
 
@@ -181,19 +196,17 @@ def _measure(run: RunDir, card: MethodCard, tokenizer: Any, device: str, prompts
             say(f"base model: generating for {len(prompts)} test examples")
         base = load_model(plan.model.name_or_path, device=device, method="lora", bits=None,
                           trust_remote_code=plan.model.trust_remote_code).eval()
+    trained_in = compute_dtype_name(device, plan.hyperparameters.get("precision"))
     if reused is not None:
         say(f"base model: its outputs on these examples, measured for an earlier run ({base_from})")
-        settings = reused["settings"]
-        m.outputs["base"], m.timing["base"], m.base_from = reused["outputs"], reused["timing"], str(base_from)
-        m.losses["base"] = [(float(nll), int(n)) for nll, n in reused["losses"]]
+        settings = reused["settings"] | {"dtype_note": dtype_note(reused["settings"]["dtype"], trained_in)}
+        m.outputs["base"], m.timing["base"], m.losses["base"] = reused["outputs"], reused["timing"], reused["losses"]
+        m.base_from = str(base_from)
     else:
-        settings = decoding(base, tokenizer, max_new, plan.seed,
-                            trained_in=compute_dtype_name(device, plan.hyperparameters.get("precision")))
+        settings = decoding(base, tokenizer, max_new, plan.seed, trained_in=trained_in)
         quality("base", base)
         if base_from is not None:
-            base_from.write_text(json.dumps({"key": key, "settings": settings, "outputs": m.outputs["base"],
-                                             "timing": m.timing["base"], "losses": m.losses["base"]},
-                                            ensure_ascii=False), encoding="utf-8")
+            _write_base(base_from, key, m, settings)
     if card.full_model:
         say("tuned model: generating for the same examples")
         tuned = load_trained(run, plan, device=device)

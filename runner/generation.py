@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-__all__ = ["SPEED_PROMPTS", "SPEED_ROUNDS", "SPEED_TOKENS", "Timed", "decoding", "generate_all", "plain",
+__all__ = ["SPEED_PROMPTS", "SPEED_ROUNDS", "SPEED_TOKENS", "Timed", "decoding", "dtype_note", "generate_all", "plain",
            "speed_ratio", "text_losses", "time_speeds"]
 
 GEN_BATCH = 8
@@ -46,11 +46,15 @@ def decoding(model: Any, tokenizer: Any, max_new_tokens: int, seed: int,
     """Every setting the evaluation generates with, as the report records it: the dtype too, and why it
     differs from the one training computed in (`trained_in`), when it does."""
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-    note = CPU_FP32_GENERATION if trained_in == "bfloat16" and dtype == "float32" else None
     return {"strategy": "greedy", "do_sample": False, "num_beams": 1, "temperature": None, "top_p": None,
             "top_k": None, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "max_new_tokens": max_new_tokens,
             "end_token_ids": _end_tokens(model, tokenizer), "pad_token_id": tokenizer.pad_token_id, "seed": seed,
-            "dtype": dtype, "dtype_note": note}
+            "dtype": dtype, "dtype_note": dtype_note(dtype, trained_in)}
+
+
+def dtype_note(dtype: str, trained_in: str | None) -> str | None:
+    """Why generation runs in another dtype than training computed in, when it does."""
+    return CPU_FP32_GENERATION if trained_in == "bfloat16" and dtype == "float32" else None
 
 
 def _config(settings: dict[str, Any], **changes: Any) -> Any:

@@ -221,22 +221,25 @@ def _checkpointing_args(arguments: Any, on: bool) -> dict[str, Any]:
     return {f"{prefix}_checkpointing": on, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
-def _check_disk(run: RunDir, plan: Plan, model: Any, trainable: int, total_steps: int) -> None:
-    """A checkpoint holds the trained weights and their optimizer states (about 12 bytes a trained parameter in
-    fp32). The Trainer saves every save_steps and at the last step, and writes a new checkpoint before it deletes
-    the oldest beyond save_total_limit; so a run keeps at most that many plus one, and never more than it saves.
-    The final artifact comes on top: the whole model for methods that train it all, else the trained weights."""
+def _check_disk(run: RunDir, plan: Plan, model: Any, total_steps: int) -> None:
+    """A checkpoint holds the model's weights (all of them for methods that train the whole model, else the
+    trained ones) and AdamW's two states per trained weight, in the weights' dtype. The Trainer saves every
+    save_steps and at the last step, and writes a new checkpoint before it deletes the oldest beyond
+    save_total_limit; so a run keeps at most that many plus one, and never more than it saves. The final
+    artifact comes on top: the whole model, or the trained weights."""
+    params = list(model.parameters())
+    trained = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    weights = sum(p.numel() * p.element_size() for p in params) if method_card(plan.method).full_model else trained
     saves = max(1, math.ceil(total_steps / plan.training.save_steps))
     kept = min(plan.training.save_total_limit + 1, saves)
-    artifact = (sum(p.numel() * p.element_size() for p in model.parameters())
-                if method_card(plan.method).full_model else trainable * 4)
-    needed = trainable * 12 * kept + artifact + 0.2 * GB
+    needed = (weights + 2 * trained) * kept + weights + 0.2 * GB
     free = shutil.disk_usage(run.path).free
     if free < needed:
         raise InputError(f"not enough free disk for checkpoints: about {needed / GB:.1f} GB needed "
                          f"({kept} checkpoint{'s' if kept > 1 else ''} and the trained model), "
                          f"{free / GB:.1f} GB free", file=str(run.path),
-                         hint="free some space, choose another --runs-dir, or lower save_total_limit")
+                         hint="free some space, choose another --runs-dir, or save less often "
+                              "(overrides.save_steps)")
 
 
 def run_training(run: RunDir, *, resume: bool = False, stop: StopFlag | None = None,
@@ -332,7 +335,7 @@ def _run(run: RunDir, events: EventLog, resume: bool, stop: StopFlag,
 
     steps_per_epoch = max(1, math.ceil(len(train_rows) / (hp["batch_size"] * hp["gradient_accumulation"] * world)))
     total_steps = plan.training.max_steps or steps_per_epoch * hp["epochs"]
-    _check_disk(run, plan, model, trainable, total_steps)
+    _check_disk(run, plan, model, total_steps)
     args = TrainingArguments(
         output_dir=str(run.checkpoints),
         per_device_train_batch_size=hp["batch_size"], per_device_eval_batch_size=hp["batch_size"],

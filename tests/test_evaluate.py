@@ -323,19 +323,33 @@ def test_training_logs_go_to_tensorboard_unless_turned_off(tmp_path: Path) -> No
     assert not off.tensorboard.exists()
 
 
-def test_base_measurements_are_shared_only_for_the_same_inputs(trained: Path, tmp_path: Path) -> None:
+def test_base_measurements_are_shared_only_for_the_same_inputs(trained: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A pilot's candidates share one file of the base model's measurements. A file made for other inputs (other
     prompts, model, decoding or general text) is never read: the base is measured anew and the file replaced.
-    Read back for the same inputs, it gives the same scores as measuring again."""
+    Read back for the same inputs, it gives the same scores as measuring again, without loading the base (a
+    LoRA run times its speed with the adapter switched off)."""
+    import runner.model
+
+    loaded: list[str] = []
+    load_model = runner.model.load_model
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        loaded.append(kwargs["method"])
+        return load_model(*args, **kwargs)
+
+    monkeypatch.setattr(runner.model, "load_model", counted)
     shared = tmp_path / "base-measurements.json"
     shared.write_text(json.dumps({"key": "made for other prompts", "settings": {}, "outputs": ["wrong"] * 40,
                                   "timing": {}, "losses": [[1.0, 1]] * 200}))
     measured = evaluate_run(trained, base_from=shared)
     assert "base_measured_for_an_earlier_run" not in measured.speed
+    assert len(loaded) == 2  # the base, and the base under the trained adapter
     saved = json.loads(shared.read_text())
     base_outputs = [row["output"] for row in _lines(trained / "eval" / "predictions-base.jsonl")]
     assert saved["key"] != "made for other prompts" and saved["outputs"] == base_outputs
     read_back = evaluate_run(trained, base_from=shared)
     assert read_back.speed["base_measured_for_an_earlier_run"] == str(shared)
+    assert len(loaded) == 3  # only the base under the adapter
     assert [row["output"] for row in _lines(trained / "eval" / "predictions-base.jsonl")] == base_outputs
     assert read_back.metrics == measured.metrics and read_back.general_ability == measured.general_ability

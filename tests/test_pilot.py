@@ -99,6 +99,10 @@ def test_the_methods_named_are_the_candidates_when_each_is_one_this_tool_trains(
     assert [c.method for c in plan.candidates] == ["prefix", "lora", "ia3"]  # in the order given, once each
     assert [c.advised for c in plan.candidates] == [False, True, False]  # the recommendation's own choice
     assert all(c.estimate_s > 0 for c in plan.candidates)
+    # the first measures the base; the later ones read it back, so their evaluation leaves it out (all three
+    # methods' calls cost what the base's do on the CPU)
+    first, second, third = (c.evaluation_s for c in plan.candidates)
+    assert second == pytest.approx(third) and second < first
     for bad, says in ((["lora", "adalora"], "'adalora' is not a method"), (["lora"], "two or more methods")):
         with pytest.raises(InputError) as err:
             plan_pilot(answers(tmp_path, tiny), methods=bad, allow_network=False)

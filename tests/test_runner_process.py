@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from knowledge.errors import InputError
 from runner.events import read_events
 from runner.plan import Plan, PlanData, PlanModel
 from runner.rundir import RunDir
@@ -212,8 +213,6 @@ def test_export_merges_into_the_16_bit_base(tmp_path: Path, model: Path, data: P
     probe = torch.tensor([[5, 9, 30, 41]])
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=probe).logits, adapter(input_ids=probe).logits.float(), atol=0.1)
-    from knowledge.errors import InputError
-
     with pytest.raises(InputError, match="already exported"):
         export_merged(run.path)
 
@@ -336,6 +335,32 @@ def test_too_little_disk_for_checkpoints_is_bad_input(tmp_path: Path, model: Pat
     assert run_training(run) == 2
     message = read_events(run.events)[-1]["message"]
     assert "not enough free disk for checkpoints" in message and f"({kept} the trained model)" in message
+
+
+@pytest.mark.parametrize(("method", "needed_gb"), [("freeze", (4 + 0.8) * 3 + 4 + 0.2),
+                                                  ("lora", (0.4 + 0.8) * 3 + 0.4 + 0.2)])
+def test_the_disk_asked_for_is_what_the_checkpoints_hold(tmp_path: Path, method: str, needed_gb: float,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint holds the weights (all of them for freeze and full fine-tuning, else the trained ones) and
+    AdamW's two states per trained weight. 1B parameters in fp32, 0.1B of them trained, 30 steps saved every
+    10: three checkpoints (save_total_limit 2 and the one being written), and the final model."""
+    import shutil
+    from collections import namedtuple
+    from types import SimpleNamespace
+
+    from runner.train import _check_disk
+
+    def weights(n: int, trained: bool) -> Any:
+        return SimpleNamespace(numel=lambda: n, element_size=lambda: 4, requires_grad=trained)
+
+    model = SimpleNamespace(parameters=lambda: [weights(900_000_000, False), weights(100_000_000, True)])
+    plan = SimpleNamespace(method=method, training=SimpleNamespace(save_steps=10, save_total_limit=2))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, needed_gb * 1e9 + 1e6))
+    _check_disk(SimpleNamespace(path=tmp_path), plan, model, 30)  # type: ignore[arg-type]  # just enough: fits
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(0, 0, needed_gb * 1e9 - 1e6))
+    with pytest.raises(InputError, match=rf"about {needed_gb:.1f} GB needed \(3 checkpoints and the trained model\)"):
+        _check_disk(SimpleNamespace(path=tmp_path), plan, model, 30)  # type: ignore[arg-type]
 
 
 @pytest.mark.gpu
