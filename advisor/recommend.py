@@ -26,6 +26,7 @@ from advisor.fit import (
     largest_fitting_params_b,
     scales_for,
 )
+from advisor.hardware import Hardware
 from advisor.inputs import Inputs, gather_inputs
 from advisor.model_profile import ModelProfile
 from advisor.settings import (
@@ -394,13 +395,17 @@ def evaluation_time(inputs: Inputs, method: str, device: str, *, examples: int, 
         raise InputError(exc.message, file=exc.file, key=exc.key,
                          hint=f"{exc.hint or ''} (relative paths are read from the answers file's folder)".strip()
                          ) from None
-    gpu_name = min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
     return estimate_evaluation(
         inputs.model, method, device, examples=examples, prompt_tokens=max(1.0, tokens_mean - answer_mean),
         max_new_tokens=min(settings.max_new_tokens_cap, longest + settings.max_new_tokens_margin),
         general_texts=len(passages), general_tokens=int(sum(map(len, passages)) / per_token), speed=speed,
-        base_measured=base_measured, device_name=gpu_name, cpu_cores=hardware.cpu_cores, cpu_vector=hardware.cpu_vector,
-        cpu_ghz=hardware.cpu_ghz)
+        base_measured=base_measured, device_name=_timed_gpu(hardware), cpu_cores=hardware.cpu_cores,
+        cpu_vector=hardware.cpu_vector, cpu_ghz=hardware.cpu_ghz)
+
+
+def _timed_gpu(hardware: Hardware) -> str | None:
+    """The GPU the time estimates are made for: the smallest, which every process must fit and wait for."""
+    return min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
 
 
 def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: DataFacts,
@@ -439,7 +444,7 @@ def _assemble(method: str, hp: dict[str, Any], fit: Fit, inputs: Inputs, facts: 
     validation = int(facts.examples * ranges.split_validation) if not answers.data.validation_path else 0
     eval_tokens = int(evaluations * validation * computed / max(1, facts.train_examples * hp["epochs"]))
     hardware = inputs.hardware
-    gpu_name = min(hardware.gpus, key=lambda g: g.memory_gb).name if hardware.gpus else None
+    gpu_name = _timed_gpu(hardware)
     attention_length = fit.batches.attention_length if fit.batches is not None else None
     eval_batches = evaluations * math.ceil(validation / batch)
     time = estimate_time(model, fit.config, tokens=computed, trained_tokens=trained, eval_tokens=eval_tokens,
