@@ -13,7 +13,7 @@ from advisor.model_profile import ModelProfile, profile_model, tokenizer_folder
 from knowledge.errors import InputError
 from runner.builtin_models import builtin_model
 
-__all__ = ["Inputs", "gather_inputs"]
+__all__ = ["Inputs", "gather_inputs", "probe_answers_file"]
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ def gather_inputs(answers: Answers, *, detect: bool = True, allow_network: bool 
     data = test = None
     tokenizer = tokenizer_folder(answers.model_location())  # token counts as training makes them, when at hand
     if answers.data.path:
-        data = _probe(answers, answers.data.path, "data.path", tokenizer)
+        data = probe_answers_file(answers, answers.data.path, "data.path", tokenizer)
     if answers.data.test_path:
-        test = _probe(answers, answers.data.test_path, "data.test_path", tokenizer)
+        test = probe_answers_file(answers, answers.data.test_path, "data.test_path", tokenizer)
     try:
         name = answers.model.name_or_path if builtin_model(answers.model.name_or_path) else answers.model_location()
         model = profile_model(name, answers.model.params_b, allow_network=allow_network)
@@ -57,7 +57,9 @@ def _in_answers(exc: InputError, answers: Answers, key: str) -> InputError:
     return exc
 
 
-def _probe(answers: Answers, path: str, key: str, tokenizer: Path | None) -> DataProfile:
+def probe_answers_file(answers: Answers, path: str, key: str, tokenizer: Path | None = None) -> DataProfile:
+    """A data file the answers name under `key`, profiled as training will read it (their format and group
+    field); errors name the key, and a file with no usable example is refused."""
     try:
         profile = probe_file(answers.resolve(path), layout=answers.data.format, group_by=answers.data.group_by,
                              tokenizer=tokenizer)

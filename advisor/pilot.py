@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from advisor.answers import OVERRIDE_KEYS, Answers, answers_to_dict
-from advisor.data_probe import probe_file
 from advisor.estimate import TRAINING_ONLY, run_start_seconds
+from advisor.inputs import probe_answers_file
 from advisor.pipeline import apply_settings, replay
 from advisor.recommend import Recommendation, evaluation_time, gather_inputs, recommend
 from advisor.runs import plan_run
@@ -204,12 +204,7 @@ def _validation_examples(answers: Answers, full_plan: Plan, examples: int) -> in
     """The validation split's size, as prepare_splits will make it: data.validation_path's examples, or the
     plan's share of the data."""
     if answers.data.validation_path:
-        try:
-            return probe_file(answers.resolve(answers.data.validation_path), layout=answers.data.format,
-                              group_by=answers.data.group_by).examples
-        except InputError as exc:
-            raise InputError(exc.message, file=exc.file, line=exc.line, key="data.validation_path",
-                             hint=exc.hint) from None
+        return probe_answers_file(answers, answers.data.validation_path, "data.validation_path").examples
     return split_count(examples, full_plan.data.split["validation"])
 
 
